@@ -1,0 +1,9 @@
+module mote
+
+go 1.26.8
+
+require (
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/tetratelabs/wazero v1.12.0 // indirect
+	golang.org/x/sys v0.44.0 // indirect
+)
