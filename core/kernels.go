@@ -64,49 +64,210 @@ func quantizeQ8(q []int8, s []float32, x []float32, gs int) {
 	}
 }
 
-// matVecQ8 computes out[i] = Σ_groups (Σ q_w·q_x) · s_w · s_x for rows r0..r1-1.
-// Integer sums are exact, so any fast variant must give identical bits as
-// long as the per-group float terms are added in this order.
-func matVecQ8(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gs, r0, r1 int) {
-	gpr := (n + gs - 1) / gs
+// The quantized kernels below compute, for rows r0..r1-1,
+//
+//	out[i] = Σ_g ws[i,g] · Σ_{a in g} float32(Σ_{j in a} w[i,j]·xq[j]) · xs[a]
+//
+// where g runs over the weight groups of a row (gw values, the last may be
+// shorter) and a over the activation groups (ga values) inside each weight
+// group: gw must be a multiple of ga, or cover the whole row. Integer sums
+// are exact, so a fast variant gives identical bits as long as it adds the
+// float terms in this order. The float-activation twins (suffix F) compute
+// Σ_g ws[i,g] · Σ_{j in g} float32(w[i,j])·x[j] instead.
+
+// matVecQ8 is the int8-weights x int8-activations kernel.
+func matVecQ8(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
 	xq = xq[:n]
-	xs = xs[:gpr]
 	for i := r0; i < r1; i++ {
 		row := wq[i*n : i*n+n]
 		rs := ws[i*gpr : i*gpr+gpr]
 		var val float32
-		for g := range rs {
-			j0 := g * gs
-			j1 := min(j0+gs, n)
-			a := row[j0:j1]
-			b := xq[j0:j1]
-			b = b[:len(a)]
-			var isum int32
-			j := 0
-			for ; j+4 <= len(a); j += 4 {
-				isum += int32(a[j])*int32(b[j]) + int32(a[j+1])*int32(b[j+1]) +
-					int32(a[j+2])*int32(b[j+2]) + int32(a[j+3])*int32(b[j+3])
+		for g, j0 := 0, 0; g < len(rs); g, j0 = g+1, j0+gw {
+			j1 := min(j0+gw, n)
+			var acc float32
+			for a0 := j0; a0 < j1; a0 += ga {
+				a1 := min(a0+ga, j1)
+				acc += float32(dotI8(row[a0:a1], xq[a0:a1])) * xs[a0/ga]
 			}
-			for ; j < len(a); j++ {
-				isum += int32(a[j]) * int32(b[j])
-			}
-			val += float32(float32(isum)*rs[g]) * xs[g]
+			val += acc * rs[g]
 		}
 		out[i] = val
 	}
 }
 
+// dotI8 is the exact integer dot product of two int8 vectors of equal length.
+func dotI8(a, b []int8) int32 {
+	b = b[:len(a)]
+	var s0, s1 int32
+	j := 0
+	for ; j+4 <= len(a); j += 4 {
+		s0 += int32(a[j])*int32(b[j]) + int32(a[j+1])*int32(b[j+1])
+		s1 += int32(a[j+2])*int32(b[j+2]) + int32(a[j+3])*int32(b[j+3])
+	}
+	for ; j < len(a); j++ {
+		s0 += int32(a[j]) * int32(b[j])
+	}
+	return s0 + s1
+}
+
 // matVecQ8Ref is the plain specification of matVecQ8.
-func matVecQ8Ref(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gs, r0, r1 int) {
-	gpr := (n + gs - 1) / gs
+func matVecQ8Ref(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
 	for i := r0; i < r1; i++ {
 		var val float32
 		for g := 0; g < gpr; g++ {
-			var isum int32
-			for j := g * gs; j < min((g+1)*gs, n); j++ {
-				isum += int32(wq[i*n+j]) * int32(xq[j])
+			var acc float32
+			for a0 := g * gw; a0 < min((g+1)*gw, n); a0 += ga {
+				var isum int32
+				for j := a0; j < min(a0+ga, (g+1)*gw, n); j++ {
+					isum += int32(wq[i*n+j]) * int32(xq[j])
+				}
+				acc += float32(isum) * xs[a0/ga]
 			}
-			val += float32(float32(isum)*ws[i*gpr+g]) * xs[g]
+			val += acc * ws[i*gpr+g]
+		}
+		out[i] = val
+	}
+}
+
+// matVecQ8F is the int8-weights x float-activations kernel.
+func matVecQ8F(out []float32, wq []int8, ws []float32, x []float32, n, gw, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	x = x[:n]
+	for i := r0; i < r1; i++ {
+		row := wq[i*n : i*n+n]
+		rs := ws[i*gpr : i*gpr+gpr]
+		var val float32
+		for g, j0 := 0, 0; g < len(rs); g, j0 = g+1, j0+gw {
+			j1 := min(j0+gw, n)
+			a, b := row[j0:j1], x[j0:j1]
+			b = b[:len(a)]
+			var acc float32
+			for j, q := range a {
+				acc += float32(float32(q) * b[j])
+			}
+			val += acc * rs[g]
+		}
+		out[i] = val
+	}
+}
+
+// matVecQ8FRef is the plain specification of matVecQ8F.
+func matVecQ8FRef(out []float32, wq []int8, ws []float32, x []float32, n, gw, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	for i := r0; i < r1; i++ {
+		var val float32
+		for g := 0; g < gpr; g++ {
+			var acc float32
+			for j := g * gw; j < min((g+1)*gw, n); j++ {
+				acc += float32(float32(wq[i*n+j]) * x[j])
+			}
+			val += acc * ws[i*gpr+g]
+		}
+		out[i] = val
+	}
+}
+
+// matVecQ4 is the 4-bit-codebook-weights x int8-activations kernel. Rows
+// are packed two indices a byte, low nibble first; cb maps index to int8.
+func matVecQ4(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	ps := (n + 1) / 2
+	xq = xq[:n]
+	for i := r0; i < r1; i++ {
+		row := wp[i*ps : i*ps+ps]
+		rs := ws[i*gpr : i*gpr+gpr]
+		var val float32
+		for g, j0 := 0, 0; g < len(rs); g, j0 = g+1, j0+gw {
+			j1 := min(j0+gw, n)
+			var acc float32
+			for a0 := j0; a0 < j1; a0 += ga {
+				a1 := min(a0+ga, j1)
+				acc += float32(dotQ4(row, cb, xq, a0, a1)) * xs[a0/ga]
+			}
+			val += acc * rs[g]
+		}
+		out[i] = val
+	}
+}
+
+// dotQ4 is Σ cb[index j]·xq[j] for j in [j0, j1) of a packed row.
+func dotQ4(row []byte, cb *[16]int8, xq []int8, j0, j1 int) int32 {
+	var s int32
+	j := j0
+	if j&1 == 1 && j < j1 {
+		s += int32(cb[row[j/2]>>4]) * int32(xq[j])
+		j++
+	}
+	for ; j+2 <= j1; j += 2 {
+		b := row[j/2]
+		s += int32(cb[b&15])*int32(xq[j]) + int32(cb[b>>4])*int32(xq[j+1])
+	}
+	if j < j1 {
+		s += int32(cb[row[j/2]&15]) * int32(xq[j])
+	}
+	return s
+}
+
+// matVecQ4Ref is the plain specification of matVecQ4.
+func matVecQ4Ref(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	ps := (n + 1) / 2
+	for i := r0; i < r1; i++ {
+		var val float32
+		for g := 0; g < gpr; g++ {
+			var acc float32
+			for a0 := g * gw; a0 < min((g+1)*gw, n); a0 += ga {
+				var isum int32
+				for j := a0; j < min(a0+ga, (g+1)*gw, n); j++ {
+					isum += int32(cb[nibble(wp[i*ps:], j)]) * int32(xq[j])
+				}
+				acc += float32(isum) * xs[a0/ga]
+			}
+			val += acc * ws[i*gpr+g]
+		}
+		out[i] = val
+	}
+}
+
+// matVecQ4F is the 4-bit-codebook-weights x float-activations kernel.
+func matVecQ4F(out []float32, wp []byte, cb *[16]int8, ws []float32, x []float32, n, gw, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	ps := (n + 1) / 2
+	var cbf [16]float32
+	for k, v := range cb {
+		cbf[k] = float32(v)
+	}
+	x = x[:n]
+	for i := r0; i < r1; i++ {
+		row := wp[i*ps : i*ps+ps]
+		rs := ws[i*gpr : i*gpr+gpr]
+		var val float32
+		for g, j0 := 0, 0; g < len(rs); g, j0 = g+1, j0+gw {
+			j1 := min(j0+gw, n)
+			var acc float32
+			for j := j0; j < j1; j++ {
+				acc += float32(cbf[row[j/2]>>(4*(j&1))&15] * x[j])
+			}
+			val += acc * rs[g]
+		}
+		out[i] = val
+	}
+}
+
+// matVecQ4FRef is the plain specification of matVecQ4F.
+func matVecQ4FRef(out []float32, wp []byte, cb *[16]int8, ws []float32, x []float32, n, gw, r0, r1 int) {
+	gpr := (n + gw - 1) / gw
+	ps := (n + 1) / 2
+	for i := r0; i < r1; i++ {
+		var val float32
+		for g := 0; g < gpr; g++ {
+			var acc float32
+			for j := g * gw; j < min((g+1)*gw, n); j++ {
+				acc += float32(float32(cb[nibble(wp[i*ps:], j)]) * x[j])
+			}
+			val += acc * ws[i*gpr+g]
 		}
 		out[i] = val
 	}
@@ -117,18 +278,24 @@ func matVecQ8Ref(out []float32, wq []int8, ws []float32, xq []int8, xs []float32
 type MatVecJob struct {
 	Out []float32 // (rows)
 	W   *Mat
-	X   []float32 // (cols), used by F32 matrices
-	XQ  *QVec     // x quantized, used by Q8 matrices
+	X   []float32 // (cols)
+	XQ  *QVec     // x quantized for integer kernels, or nil for float activations
 }
 
 // Run computes output rows r0..r1-1.
 func (j *MatVecJob) Run(r0, r1 int) {
 	m := j.W
-	switch m.Type {
-	case F32:
+	switch {
+	case m.Type == F32:
 		matVecF32(j.Out, m.F, j.X, m.Cols, r0, r1)
-	case Q8:
-		matVecQ8(j.Out, m.Q, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, r0, r1)
+	case m.Type == Q8 && j.XQ != nil:
+		matVecQ8(j.Out, m.Q, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
+	case m.Type == Q8:
+		matVecQ8F(j.Out, m.Q, m.S, j.X, m.Cols, m.GroupSize, r0, r1)
+	case m.Type == Q4 && j.XQ != nil:
+		matVecQ4(j.Out, m.P, &m.Codebook, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
+	case m.Type == Q4:
+		matVecQ4F(j.Out, m.P, &m.Codebook, m.S, j.X, m.Cols, m.GroupSize, r0, r1)
 	}
 }
 

@@ -27,6 +27,12 @@ type Model struct {
 	Config    Config
 	Weights   Weights
 	Tokenizer *Tokenizer
+
+	// ActGroup is the group size in which activations are quantized to int8
+	// before they meet quantized weights (integer kernels); 0 keeps them in
+	// float32 (slower, a little more accurate). Every quantized matrix's
+	// GroupSize must be a multiple of it or cover the whole row.
+	ActGroup int
 }
 
 // SharedClassifier reports whether the classifier is the token embedding.
@@ -85,23 +91,23 @@ func (m *Model) Validate() error {
 			}
 		}
 	}
-	// Activations are quantized once per input width, so every Q8 matrix
-	// reading the same width must use the same group size.
-	groups := map[int]int{}
-	all := []*Mat{w.Wcls}
-	for _, set := range [][]Mat{w.Wq, w.Wk, w.Wv, w.Wo, w.W1, w.W2, w.W3} {
-		for i := range set {
-			all = append(all, &set[i])
-		}
+	// Weight groups must be made of whole activation groups.
+	if m.ActGroup < 0 || m.ActGroup > MaxDim*8 {
+		return fmt.Errorf("%w: activation group %d", ErrBadConfig, m.ActGroup)
 	}
-	for _, mat := range all {
-		if mat.Type != Q8 {
-			continue
+	if m.ActGroup > 0 {
+		all := []*Mat{&w.TokenEmbedding, w.Wcls}
+		for _, set := range [][]Mat{w.Wq, w.Wk, w.Wv, w.Wo, w.W1, w.W2, w.W3} {
+			for i := range set {
+				all = append(all, &set[i])
+			}
 		}
-		if g, ok := groups[mat.Cols]; ok && g != mat.GroupSize {
-			return fmt.Errorf("%w: q8 matrices with %d inputs mix group sizes %d and %d", ErrBadConfig, mat.Cols, g, mat.GroupSize)
+		for _, mat := range all {
+			if mat.Type != F32 && mat.GroupSize%m.ActGroup != 0 && mat.GroupSize < mat.Cols {
+				return fmt.Errorf("%w: a %v matrix of %d columns has weight groups of %d, not a multiple of the activation group %d",
+					ErrBadConfig, mat.Type, mat.Cols, mat.GroupSize, m.ActGroup)
+			}
 		}
-		groups[mat.Cols] = mat.GroupSize
 	}
 	if m.Tokenizer != nil && len(m.Tokenizer.Vocab) != c.VocabSize {
 		return fmt.Errorf("%w: tokenizer has %d tokens, model %d", ErrBadConfig, len(m.Tokenizer.Vocab), c.VocabSize)
@@ -124,8 +130,8 @@ type State struct {
 	keyCache   []float32 // (layer, maxSeq, kvDim)
 	valueCache []float32 // (layer, maxSeq, kvDim)
 
-	xq  QVec // quantized copy of xb (dim), for Q8 matrices
-	hq  QVec // quantized copy of hb (hidden), for Q8 matrices
+	xq  *QVec // quantized copy of xb or x (dim), nil for float activations
+	hq  *QVec // quantized copy of hb (hidden), nil for float activations
 	job MatVecJob
 
 	MaxSeq int       // positions the KV cache holds
@@ -150,27 +156,12 @@ func (m *Model) NewState(maxSeq int) *State {
 		valueCache: make([]float32, c.NLayers*maxSeq*kv),
 		MaxSeq:     maxSeq,
 	}
-	s.xq = NewQVec(c.Dim, m.inputGroup(c.Dim))
-	s.hq = NewQVec(c.HiddenDim, m.inputGroup(c.HiddenDim))
+	if m.ActGroup > 0 {
+		xq, hq := NewQVec(c.Dim, m.ActGroup), NewQVec(c.HiddenDim, m.ActGroup)
+		s.xq, s.hq = &xq, &hq
+	}
 	s.rope = ropeTable(c, maxSeq)
 	return s
-}
-
-// inputGroup finds the group size the Q8 matrices with n inputs use (they
-// must agree, since the activation is quantized once for all of them).
-func (m *Model) inputGroup(n int) int {
-	w := &m.Weights
-	for _, set := range [][]Mat{w.Wq, w.Wk, w.Wv, w.Wo, w.W1, w.W2, w.W3} {
-		for i := range set {
-			if set[i].Type == Q8 && set[i].Cols == n {
-				return set[i].GroupSize
-			}
-		}
-	}
-	if w.Wcls != nil && w.Wcls.Type == Q8 && w.Wcls.Cols == n {
-		return w.Wcls.GroupSize
-	}
-	return n
 }
 
 // ropeTable precomputes llama2.c's rotation: for pair i (even) of a head,
@@ -205,11 +196,18 @@ func (s *State) matVec(out []float32, w *Mat, x []float32, xq *QVec) {
 	j.Run(0, w.Rows)
 }
 
-// quantizeFor fills qv from x when any of the matrices is quantized.
-func quantizeFor(qv *QVec, x []float32, ms ...*Mat) {
+// quantizeFor fills qv from x when qv is in use and m is quantized.
+func quantizeFor(qv *QVec, x []float32, m *Mat) {
+	if qv != nil && m.Type != F32 {
+		quantizeQ8(qv.Q, qv.S, x, qv.GroupSize)
+	}
+}
+
+// quantizeAny quantizes x once for several matrices that read it.
+func (s *State) quantizeAny(qv *QVec, x []float32, ms ...*Mat) {
 	for _, m := range ms {
-		if m.Type == Q8 {
-			quantizeQ8(qv.Q, qv.S, x, qv.GroupSize)
+		if m.Type != F32 {
+			quantizeFor(qv, x, m)
 			return
 		}
 	}
@@ -241,10 +239,10 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 		loff := l * s.MaxSeq * kvDim
 		k := s.keyCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
 		v := s.valueCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
-		quantizeFor(&s.xq, s.xb, &w.Wq[l], &w.Wk[l], &w.Wv[l])
-		s.matVec(s.q, &w.Wq[l], s.xb, &s.xq)
-		s.matVec(k, &w.Wk[l], s.xb, &s.xq)
-		s.matVec(v, &w.Wv[l], s.xb, &s.xq)
+		s.quantizeAny(s.xq, s.xb, &w.Wq[l], &w.Wk[l], &w.Wv[l])
+		s.matVec(s.q, &w.Wq[l], s.xb, s.xq)
+		s.matVec(k, &w.Wk[l], s.xb, s.xq)
+		s.matVec(v, &w.Wv[l], s.xb, s.xq)
 
 		// rope: rotate pairs of q (all heads) and k (kv heads)
 		for i := 0; i < dim; i += 2 {
@@ -285,8 +283,8 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 		}
 
 		// output projection and residual
-		quantizeFor(&s.xq, s.xb, &w.Wo[l])
-		s.matVec(s.xb2, &w.Wo[l], s.xb, &s.xq)
+		quantizeFor(s.xq, s.xb, &w.Wo[l])
+		s.matVec(s.xb2, &w.Wo[l], s.xb, s.xq)
 		for i := range x {
 			x[i] += s.xb2[i]
 		}
@@ -295,17 +293,17 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 		rmsnorm(s.xb, x, w.RmsFFN[l*dim:(l+1)*dim], c.NormEps)
 
 		// swiglu ffn
-		quantizeFor(&s.xq, s.xb, &w.W1[l], &w.W3[l])
-		s.matVec(s.hb, &w.W1[l], s.xb, &s.xq)
-		s.matVec(s.hb2, &w.W3[l], s.xb, &s.xq)
+		s.quantizeAny(s.xq, s.xb, &w.W1[l], &w.W3[l])
+		s.matVec(s.hb, &w.W1[l], s.xb, s.xq)
+		s.matVec(s.hb2, &w.W3[l], s.xb, s.xq)
 		hb2 := s.hb2[:hidden]
 		for i, val := range s.hb[:hidden] {
 			val *= 1 / (1 + expf(-val))
 			val *= hb2[i]
 			s.hb[i] = val
 		}
-		quantizeFor(&s.hq, s.hb, &w.W2[l])
-		s.matVec(s.xb, &w.W2[l], s.hb, &s.hq)
+		quantizeFor(s.hq, s.hb, &w.W2[l])
+		s.matVec(s.xb, &w.W2[l], s.hb, s.hq)
 		for i := range x {
 			x[i] += s.xb[i]
 		}
@@ -313,7 +311,7 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 
 	// final rmsnorm and classifier
 	rmsnorm(x, x, w.RmsFinal, c.NormEps)
-	quantizeFor(&s.xq, x, w.Wcls)
-	s.matVec(s.logits, w.Wcls, x, &s.xq)
+	quantizeFor(s.xq, x, w.Wcls)
+	s.matVec(s.logits, w.Wcls, x, s.xq)
 	return s.logits
 }

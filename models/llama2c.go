@@ -172,6 +172,7 @@ func readAK42(b *binReader) (*core.Model, error) {
 			cls := readQ8Mat(b, v, d, groupSize, "classifier")
 			w.Wcls = &cls
 		}
+		m.ActGroup = groupSize // runq quantizes activations in the same groups
 	}
 	if b.err != nil {
 		return nil, b.err

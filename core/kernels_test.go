@@ -1,0 +1,184 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestMatVecF32MatchesRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range awkwardSizes {
+		rows := 3
+		w, x := randF32(r, rows*n, 1), randF32(r, n, 1)
+		got, want := make([]float32, rows), make([]float32, rows)
+		matVecF32(got, w, x, n, 0, rows)
+		matVecF32Ref(want, w, x, n, 0, rows)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n=%d row %d: %v != %v", n, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// groupPairs lists (weight group, activation group) pairs valid for n.
+func groupPairs(n int) [][2]int {
+	var ps [][2]int
+	for _, ga := range []int{1, 4, 16, 32} {
+		for _, mul := range []int{1, 2, 3} {
+			ps = append(ps, [2]int{ga * mul, ga})
+		}
+		ps = append(ps, [2]int{n, ga}, [2]int{n + 5, ga}) // whole-row weight groups
+	}
+	return ps
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s row %d: %v != %v", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestQuantKernelsMatchRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var cb [16]int8
+	for k := range cb {
+		cb[k] = int8(r.IntN(255) - 127)
+	}
+	for _, n := range awkwardSizes {
+		for _, p := range groupPairs(n) {
+			gw, ga := p[0], p[1]
+			rows := 5
+			gpr := (n + gw - 1) / gw
+			wq, xq := randI8(r, rows*n), randI8(r, n)
+			wp := make([]byte, rows*((n+1)/2))
+			for i := range wp {
+				wp[i] = byte(r.IntN(256))
+			}
+			x := randF32(r, n, 2)
+			ws, xs := randF32(r, rows*gpr, 0.01), randF32(r, (n+ga-1)/ga, 0.01)
+			what := fmt.Sprintf("n=%d gw=%d ga=%d", n, gw, ga)
+			got, want := make([]float32, rows), make([]float32, rows)
+			matVecQ8(got, wq, ws, xq, xs, n, gw, ga, 1, rows)
+			matVecQ8Ref(want, wq, ws, xq, xs, n, gw, ga, 1, rows)
+			if got[0] != 0 {
+				t.Fatalf("row outside the range was written")
+			}
+			sameBits(t, "q8 "+what, got, want)
+			matVecQ8F(got, wq, ws, x, n, gw, 0, rows)
+			matVecQ8FRef(want, wq, ws, x, n, gw, 0, rows)
+			sameBits(t, "q8f "+what, got, want)
+			matVecQ4(got, wp, &cb, ws, xq, xs, n, gw, ga, 0, rows)
+			matVecQ4Ref(want, wp, &cb, ws, xq, xs, n, gw, ga, 0, rows)
+			sameBits(t, "q4 "+what, got, want)
+			matVecQ4F(got, wp, &cb, ws, x, n, gw, 0, rows)
+			matVecQ4FRef(want, wp, &cb, ws, x, n, gw, 0, rows)
+			sameBits(t, "q4f "+what, got, want)
+		}
+	}
+}
+
+// quantizeQ8 must round-trip within half a quantization step per group.
+func TestQuantizeQ8Error(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range awkwardSizes {
+		for _, gs := range []int{1, 3, 16, 32} {
+			x := randF32(r, n, 3)
+			x[0] = 0
+			q := NewQVec(n, gs)
+			quantizeQ8(q.Q, q.S, x, gs)
+			for j, v := range x {
+				s := q.S[j/gs]
+				if d := math.Abs(float64(float32(q.Q[j])*s - v)); d > float64(s)/2*1.0001 {
+					t.Fatalf("n=%d gs=%d j=%d: %v -> %d*%v, error %v > half step", n, gs, j, v, q.Q[j], s, d)
+				}
+			}
+		}
+	}
+	// all-zero groups get scale 0 and zero values, not NaN
+	q := NewQVec(8, 4)
+	quantizeQ8(q.Q, q.S, make([]float32, 8), 4)
+	for _, s := range q.S {
+		if s != 0 {
+			t.Fatal("zero group got a nonzero scale")
+		}
+	}
+}
+
+func FuzzMatVecQ8(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 250, 7, 9, 11, 13}, uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, g uint8) {
+		n := len(data) / 2
+		if n == 0 {
+			return
+		}
+		gs := int(g)%n + 1
+		gpr := (n + gs - 1) / gs
+		wq := make([]int8, n)
+		xq := make([]int8, n)
+		for i := 0; i < n; i++ {
+			wq[i], xq[i] = int8(data[2*i]), int8(data[2*i+1])
+		}
+		ws := make([]float32, gpr)
+		xs := make([]float32, gpr)
+		for i := range ws {
+			ws[i], xs[i] = float32(i+1)/7, float32(gpr-i)/3
+		}
+		got, want := make([]float32, 1), make([]float32, 1)
+		matVecQ8(got, wq, ws, xq, xs, n, gs, gs, 0, 1)
+		matVecQ8Ref(want, wq, ws, xq, xs, n, gs, gs, 0, 1)
+		if math.Float32bits(got[0]) != math.Float32bits(want[0]) {
+			t.Fatalf("%v != %v", got[0], want[0])
+		}
+	})
+}
+
+func TestSoftmaxAndRMSNorm(t *testing.T) {
+	x := []float32{1, 2, 3, 4}
+	softmax(x)
+	var sum float64
+	for _, v := range x {
+		sum += float64(v)
+	}
+	if math.Abs(sum-1) > 1e-6 || !(x[3] > x[2] && x[2] > x[1]) {
+		t.Fatalf("softmax %v", x)
+	}
+	o := make([]float32, 4)
+	rmsnorm(o, []float32{2, 2, 2, 2}, []float32{1, 1, 1, 1}, 1e-5)
+	for _, v := range o {
+		if math.Abs(float64(v)-1) > 1e-5 {
+			t.Fatalf("rmsnorm of a constant vector: %v", o)
+		}
+	}
+}
+
+func BenchmarkMatVecF32(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	n, rows := 288, 768
+	w, x, out := randF32(r, n*rows, 1), randF32(r, n, 1), make([]float32, rows)
+	b.SetBytes(int64(4 * n * rows))
+	b.ReportAllocs()
+	for b.Loop() {
+		matVecF32(out, w, x, n, 0, rows)
+	}
+}
+
+func BenchmarkMatVecQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	n, rows, gs := 288, 768, 32
+	gpr := n / gs
+	wq, xq := randI8(r, n*rows), randI8(r, n)
+	ws, xs := randF32(r, gpr*rows, 1), randF32(r, gpr, 1)
+	out := make([]float32, rows)
+	b.SetBytes(int64(n * rows))
+	b.ReportAllocs()
+	for b.Loop() {
+		matVecQ8(out, wq, ws, xq, xs, n, gs, gs, 0, rows)
+	}
+	b.ReportMetric(float64(n*rows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+}

@@ -1,0 +1,80 @@
+package core
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Shapes of the llama2.c "stories" models, for synthetic benchmarks.
+var Shapes = map[string]Config{
+	"260K": {Dim: 64, HiddenDim: 172, NLayers: 5, NHeads: 8, NKVHeads: 4, VocabSize: 512, SeqLen: 512},
+	"15M":  {Dim: 288, HiddenDim: 768, NLayers: 6, NHeads: 6, NKVHeads: 6, VocabSize: 32000, SeqLen: 256},
+	"42M":  {Dim: 512, HiddenDim: 1376, NLayers: 8, NHeads: 8, NKVHeads: 8, VocabSize: 32000, SeqLen: 1024},
+	"110M": {Dim: 768, HiddenDim: 2048, NLayers: 12, NHeads: 12, NKVHeads: 12, VocabSize: 32000, SeqLen: 1024},
+}
+
+// RandomModel builds a model of the given shape with seeded random weights
+// (speed does not depend on the values), fp32 or quantized in groups of gs.
+// It has no tokenizer. The classifier is shared with the token embedding.
+func RandomModel(c Config, t DType, gs int, seed uint64) (*Model, error) {
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if t != F32 && gs <= 0 {
+		return nil, fmt.Errorf("%w: group size %d", ErrBadConfig, gs)
+	}
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	mat := func(rows, cols int) Mat {
+		// uniform weights with the variance of a trained layer (~1/sqrt(cols))
+		scale := float32(1 / math.Sqrt(float64(cols)))
+		f := make([]float32, rows*cols)
+		for i := range f {
+			f[i] = (r.Float32()*2 - 1) * scale
+		}
+		m := NewMatF32(rows, cols, f)
+		if t == Q8 {
+			m = QuantizeMatQ8(&m, gs)
+		}
+		return m
+	}
+	ones := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = 1
+		}
+		return v
+	}
+	layers := func(rows, cols int) []Mat {
+		ms := make([]Mat, c.NLayers)
+		for i := range ms {
+			ms[i] = mat(rows, cols)
+		}
+		return ms
+	}
+	d, h, kv := c.Dim, c.HiddenDim, c.KVDim()
+	m := &Model{Config: c}
+	w := &m.Weights
+	w.TokenEmbedding = mat(c.VocabSize, d)
+	w.RmsAtt, w.RmsFFN, w.RmsFinal = ones(c.NLayers*d), ones(c.NLayers*d), ones(d)
+	w.Wq, w.Wk, w.Wv, w.Wo = layers(d, d), layers(kv, d), layers(kv, d), layers(d, d)
+	w.W1, w.W2, w.W3 = layers(h, d), layers(d, h), layers(h, d)
+	w.Wcls = &w.TokenEmbedding
+	if t != F32 {
+		m.ActGroup = gs
+	}
+	return m, m.Validate()
+}
+
+// QuantizeMatQ8 quantizes an fp32 matrix to int8 with one scale per group of
+// gs values of a row (max-abs / 127, round to nearest).
+func QuantizeMatQ8(m *Mat, gs int) Mat {
+	gpr := (m.Cols + gs - 1) / gs
+	q := make([]int8, m.Rows*m.Cols)
+	s := make([]float32, m.Rows*gpr)
+	for i := 0; i < m.Rows; i++ {
+		quantizeQ8(q[i*m.Cols:(i+1)*m.Cols], s[i*gpr:(i+1)*gpr], m.F[i*m.Cols:(i+1)*m.Cols], gs)
+	}
+	return NewMatQ8(m.Rows, m.Cols, gs, q, s)
+}
