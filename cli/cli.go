@@ -15,6 +15,10 @@ usage:
   mote run [MODEL] [-z TOKENIZER] [-t TEMP] [-p TOPP] [-s SEED] [-n STEPS] [-i PROMPT]
   mote convert IN OUT [--compress none|zstd|tensor]
   mote info [MODEL]
+  mote eval MODEL [--base BASE] --text FILE [--ctx N | --docs [--max-ctx N]] [--json]
+  mote quant IN -o OUT --type TYPE [--calib TEXT] [--policy FILE]
+  mote prune IN -o OUT [--ffn F] [--heads F] [--layers N] [--vocab TEXT] [--sparsity F [--nm N:M]]
+  mote pull NAME|URL
 
 MODEL is any file mote reads (llama2.c .bin, GGUF, .mote); without one, the
 default model is used (MOTE_MODEL, or dist/models/stories260K.mote).
@@ -38,6 +42,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdConvert(args[1:], stdout, stderr)
 	case "info":
 		err = cmdInfo(args[1:], stdout, stderr)
+	case "eval":
+		err = cmdEval(args[1:], stdout, stderr)
+	case "quant":
+		err = cmdQuant(args[1:], stdout, stderr)
+	case "prune":
+		err = cmdPrune(args[1:], stdout, stderr)
+	case "pull":
+		err = cmdPull(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -5,9 +5,27 @@ import "math"
 // matVecF32 computes out[i] = W[i,:]·x for rows r0..r1-1, accumulating left
 // to right in float32 exactly as llama2.c's matmul does. The explicit
 // float32() conversion forbids FMA fusion (Go spec), which would change bits.
+// Four rows run side by side: each row keeps its own sequential sum (so the
+// bits do not change) while the four dependency chains overlap in the CPU.
+// Measured on stories260K (amd64): 2,759 -> see BenchmarkForward for now.
 func matVecF32(out, w, x []float32, n, r0, r1 int) {
 	x = x[:n]
-	for i := r0; i < r1; i++ {
+	i := r0
+	for ; i+4 <= r1; i += 4 {
+		w0 := w[i*n : i*n+n]
+		w1 := w[(i+1)*n : (i+1)*n+n]
+		w2 := w[(i+2)*n : (i+2)*n+n]
+		w3 := w[(i+3)*n : (i+3)*n+n]
+		var v0, v1, v2, v3 float32
+		for j, xv := range x {
+			v0 += float32(w0[j] * xv)
+			v1 += float32(w1[j] * xv)
+			v2 += float32(w2[j] * xv)
+			v3 += float32(w3[j] * xv)
+		}
+		out[i], out[i+1], out[i+2], out[i+3] = v0, v1, v2, v3
+	}
+	for ; i < r1; i++ {
 		row := w[i*n : i*n+n]
 		var val float32
 		for j, xv := range x {
