@@ -14,6 +14,9 @@ import (
 	"mote/models"
 )
 
+// Version is mote's version, as the js build reports it.
+const Version = "0.1.0-dev"
+
 // Sentinel errors; test with errors.Is.
 var (
 	ErrNoModel     = errors.New("no such model")
