@@ -305,13 +305,13 @@ func (j *MatVecJob) Run(r0, r1 int) {
 	m := j.W
 	switch {
 	case m.Type == F32:
-		matVecF32(j.Out, m.F, j.X, m.Cols, r0, r1)
+		matVecF32Fast(j.Out, m.F, j.X, m.Cols, r0, r1)
 	case m.Type == Q8 && j.XQ != nil:
-		matVecQ8(j.Out, m.Q, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
+		matVecQ8Fast(j.Out, m.Q, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
 	case m.Type == Q8:
 		matVecQ8F(j.Out, m.Q, m.S, j.X, m.Cols, m.GroupSize, r0, r1)
 	case m.Type == Q4 && j.XQ != nil:
-		matVecQ4(j.Out, m.P, &m.Codebook, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
+		matVecQ4Fast(j.Out, m.P, &m.Codebook, m.S, j.XQ.Q, j.XQ.S, m.Cols, m.GroupSize, j.XQ.GroupSize, r0, r1)
 	case m.Type == Q4:
 		matVecQ4F(j.Out, m.P, &m.Codebook, m.S, j.X, m.Cols, m.GroupSize, r0, r1)
 	}
@@ -357,6 +357,3 @@ func softmax(x []float32) {
 		x[i] /= sum
 	}
 }
-
-// expf is C's expf: exp rounded to float32.
-func expf(x float32) float32 { return float32(math.Exp(float64(x))) }

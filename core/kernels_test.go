@@ -182,3 +182,106 @@ func BenchmarkMatVecQ8(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*rows)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
+
+// The Fast kernels (WebAssembly SIMD in wasm builds with -tags mote_simd,
+// the plain-Go kernels elsewhere) must give the reference kernels' bits.
+// Run under wazero by wasm/simd's tests, this is the SIMD differential test.
+func TestFastKernelsMatchRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var cb [16]int8
+	for k := range cb {
+		cb[k] = int8(r.IntN(255) - 127)
+	}
+	for _, n := range awkwardSizes {
+		for _, rows := range []int{1, 3, 4, 5, 8, 13} {
+			w, x := randF32(r, rows*n, 1), randF32(r, n, 1)
+			got, want := make([]float32, rows+1), make([]float32, rows+1)
+			matVecF32Fast(got, w, x, n, 1, rows)
+			matVecF32Ref(want, w, x, n, 1, rows)
+			sameBits(t, fmt.Sprintf("f32 n=%d rows=%d", n, rows), got, want)
+
+			// attention: keys/values at a stride wider than the head
+			stride := n + 3
+			kv := randF32(r, rows*stride, 1)
+			att := make([]float32, rows)
+			attScores(att, kv, stride, x)
+			for tt := range want[:rows] {
+				var s float32
+				for i := 0; i < n; i++ {
+					s += float32(x[i] * kv[tt*stride+i])
+				}
+				want[tt] = s
+			}
+			sameBits(t, fmt.Sprintf("scores n=%d t=%d", n, rows), att, want[:rows])
+			wsum := make([]float32, n)
+			attWsum(wsum, att, kv, stride)
+			ref := make([]float32, n)
+			for tt, a := range att {
+				for i := range ref {
+					ref[i] += float32(a * kv[tt*stride+i])
+				}
+			}
+			sameBits(t, fmt.Sprintf("wsum n=%d t=%d", n, rows), wsum, ref)
+		}
+		for _, p := range groupPairs(n) {
+			gw, ga := p[0], p[1]
+			rows := 6
+			gpr := (n + gw - 1) / gw
+			wq, xq := randI8(r, rows*n), randI8(r, n)
+			wp := make([]byte, rows*((n+1)/2))
+			for i := range wp {
+				wp[i] = byte(r.IntN(256))
+			}
+			ws, xs := randF32(r, rows*gpr, 0.01), randF32(r, (n+ga-1)/ga, 0.01)
+			what := fmt.Sprintf("n=%d gw=%d ga=%d", n, gw, ga)
+			got, want := make([]float32, rows), make([]float32, rows)
+			matVecQ8Fast(got, wq, ws, xq, xs, n, gw, ga, 2, rows)
+			matVecQ8Ref(want, wq, ws, xq, xs, n, gw, ga, 2, rows)
+			sameBits(t, "fast q8 "+what, got, want)
+			matVecQ4Fast(got, wp, &cb, ws, xq, xs, n, gw, ga, 1, rows)
+			matVecQ4Ref(want, wp, &cb, ws, xq, xs, n, gw, ga, 1, rows)
+			sameBits(t, "fast q4 "+what, got, want)
+		}
+	}
+}
+
+func FuzzFastMatVecQ4(f *testing.F) {
+	f.Add([]byte{0x12, 0x34, 0xff, 0x00, 7, 250, 3, 9, 100}, uint8(5), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, g, a uint8) {
+		n := len(data)
+		if n < 2 {
+			return
+		}
+		ga := int(a)%n + 1
+		gw := ga * (int(g)%3 + 1)
+		gpr := (n + gw - 1) / gw
+		var cb [16]int8
+		for k := range cb {
+			cb[k] = int8(data[k%n])
+		}
+		wp := data[:(n+1)/2]
+		xq := make([]int8, n)
+		for i := range xq {
+			xq[i] = int8(data[n-1-i])
+		}
+		ws := make([]float32, gpr)
+		for i := range ws {
+			ws[i] = float32(i+1) / 9
+		}
+		xs := make([]float32, (n+ga-1)/ga)
+		for i := range xs {
+			xs[i] = float32(len(xs)-i) / 5
+		}
+		got, want := make([]float32, 1), make([]float32, 1)
+		matVecQ4Fast(got, wp, &cb, ws, xq, xs, n, gw, ga, 0, 1)
+		matVecQ4Ref(want, wp, &cb, ws, xq, xs, n, gw, ga, 0, 1)
+		sameBits(t, "q4", got, want)
+		q8 := make([]int8, n)
+		for i := range q8 {
+			q8[i] = int8(data[i])
+		}
+		matVecQ8Fast(got, q8, ws, xq, xs, n, gw, ga, 0, 1)
+		matVecQ8Ref(want, q8, ws, xq, xs, n, gw, ga, 0, 1)
+		sameBits(t, "q8", got, want)
+	})
+}

@@ -263,23 +263,12 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 			q := s.q[h*hs : (h+1)*hs]
 			att := s.att[h*s.MaxSeq : h*s.MaxSeq+pos+1]
 			koff := loff + (h/kvMul)*hs
+			attScores(att, s.keyCache[koff:], kvDim, q)
 			for t := range att {
-				kt := s.keyCache[koff+t*kvDim : koff+t*kvDim+hs]
-				var score float32
-				for i, qv := range q {
-					score += float32(qv * kt[i])
-				}
-				att[t] = score / sqrtHS
+				att[t] /= sqrtHS
 			}
 			softmax(att)
-			xb := s.xb[h*hs : (h+1)*hs]
-			clear(xb)
-			for t, a := range att {
-				vt := s.valueCache[koff+t*kvDim : koff+t*kvDim+hs]
-				for i := range xb {
-					xb[i] += float32(a * vt[i])
-				}
-			}
+			attWsum(s.xb[h*hs:(h+1)*hs], att, s.valueCache[koff:], kvDim)
 		}
 
 		// output projection and residual

@@ -1,0 +1,40 @@
+//go:build !(wasm && mote_simd)
+
+package core
+
+// SIMD reports whether this build uses the SIMD kernel module.
+const SIMD = false
+
+func matVecF32Fast(out, w, x []float32, n, r0, r1 int) { matVecF32(out, w, x, n, r0, r1) }
+
+func matVecQ8Fast(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	matVecQ8(out, wq, ws, xq, xs, n, gw, ga, r0, r1)
+}
+
+func matVecQ4Fast(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	matVecQ4(out, wp, cb, ws, xq, xs, n, gw, ga, r0, r1)
+}
+
+// attScores writes att[t] = q·k[t] for the keys at k[t*stride:], count = len(att),
+// each a left-to-right float32 sum.
+func attScores(att, k []float32, stride int, q []float32) {
+	for t := range att {
+		kt := k[t*stride : t*stride+len(q)]
+		var score float32
+		for i, qv := range q {
+			score += float32(qv * kt[i])
+		}
+		att[t] = score
+	}
+}
+
+// attWsum writes out[i] = Σ_t att[t]·v[t*stride+i], summed in order of t.
+func attWsum(out, att, v []float32, stride int) {
+	clear(out)
+	for t, a := range att {
+		vt := v[t*stride : t*stride+len(out)]
+		for i := range out {
+			out[i] += float32(a * vt[i])
+		}
+	}
+}

@@ -1,0 +1,79 @@
+//go:build wasm && mote_simd
+
+package core
+
+import "unsafe"
+
+// With the mote_simd tag, the wasm build calls the WebAssembly SIMD kernels
+// of wasm/simd/kernels.wat, imported as module "mote_simd". Each is
+// bit-identical to the plain-Go kernel it replaces (tested in wasm/).
+// Pointers are addresses in the Go module's linear memory, which the kernel
+// module imports; Go's heap does not move, and the slices stay alive for the
+// call (the pointers are derived from live slices held by the caller).
+
+//go:wasmimport mote_simd matvec_f32
+func simdMatVecF32(out, w unsafe.Pointer, stride int32, x unsafe.Pointer, n, rows int32)
+
+//go:wasmimport mote_simd wsum_f32
+func simdWsumF32(out, a, v unsafe.Pointer, stride, n, count int32)
+
+//go:wasmimport mote_simd matvec_q8
+func simdMatVecQ8(out, w, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
+
+//go:wasmimport mote_simd matvec_q4
+func simdMatVecQ4(out, w, cb, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
+
+// SIMD reports whether this build uses the SIMD kernel module.
+const SIMD = true
+
+func matVecF32Fast(out, w, x []float32, n, r0, r1 int) {
+	if r1 <= r0 {
+		return
+	}
+	_ = w[r1*n-1]
+	_ = x[n-1]
+	simdMatVecF32(unsafe.Pointer(&out[r0]), unsafe.Pointer(&w[r0*n]), int32(n), unsafe.Pointer(&x[0]), int32(n), int32(r1-r0))
+}
+
+func matVecQ8Fast(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	if r1 <= r0 {
+		return
+	}
+	gpr := (n + gw - 1) / gw
+	_ = wq[r1*n-1]
+	_ = ws[r1*gpr-1]
+	_ = out[r1-1]
+	_ = xq[n-1]
+	_ = xs[(n-1)/ga]
+	simdMatVecQ8(unsafe.Pointer(&out[r0]), unsafe.Pointer(&wq[r0*n]), unsafe.Pointer(&ws[r0*gpr]),
+		unsafe.Pointer(&xq[0]), unsafe.Pointer(&xs[0]), int32(n), int32(gw), int32(ga), int32(r1-r0))
+}
+
+func matVecQ4Fast(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
+	if r1 <= r0 {
+		return
+	}
+	gpr := (n + gw - 1) / gw
+	ps := (n + 1) / 2
+	_ = wp[r1*ps-1]
+	_ = ws[r1*gpr-1]
+	_ = out[r1-1]
+	_ = xq[n-1]
+	_ = xs[(n-1)/ga]
+	simdMatVecQ4(unsafe.Pointer(&out[r0]), unsafe.Pointer(&wp[r0*ps]), unsafe.Pointer(cb), unsafe.Pointer(&ws[r0*gpr]),
+		unsafe.Pointer(&xq[0]), unsafe.Pointer(&xs[0]), int32(n), int32(gw), int32(ga), int32(r1-r0))
+}
+
+// attScores writes att[t] = q·k[t] for the keys at k[t*stride:], count = len(att).
+func attScores(att, k []float32, stride int, q []float32) {
+	n := len(q)
+	_ = k[(len(att)-1)*stride+n-1]
+	simdMatVecF32(unsafe.Pointer(&att[0]), unsafe.Pointer(&k[0]), int32(stride), unsafe.Pointer(&q[0]), int32(n), int32(len(att)))
+}
+
+// attWsum writes out[i] = Σ_t att[t]·v[t*stride+i].
+func attWsum(out, att, v []float32, stride int) {
+	n := len(out)
+	_ = v[(len(att)-1)*stride+n-1]
+	simdWsumF32(unsafe.Pointer(&out[0]), unsafe.Pointer(&att[0]), unsafe.Pointer(&v[0]), int32(stride), int32(n), int32(len(att)))
+}

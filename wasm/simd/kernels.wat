@@ -1,0 +1,264 @@
+;; mote's WebAssembly SIMD kernels. Built by build.sh:
+;;   wat2wasm --enable-simd wasm/simd/kernels.wat -o wasm/simd/kernels.wasm
+;; The module owns no memory: it imports the Go module's linear memory (the
+;; host wires it up; see wasm/simd/README.md) and every pointer is an address
+;; in it. Each kernel is bit-identical to its plain-Go twin in core/kernels.go:
+;; integer sums are exact in any order, and every float sum keeps the Go
+;; kernel's order (lanes hold independent rows, never partial sums of one).
+(module
+  (import "env" "memory" (memory 0))
+
+  ;; out[r] = sum_j w[r*stride+j] * x[j] for r in [0, rows), j in [0, n),
+  ;; summed left to right in f32 per row (llama2.c's matmul order). Four rows
+  ;; run in the four lanes: a 4x4 block of W is transposed so that lane k
+  ;; adds w[r+k][j] * x[j] in sequence.
+  (func (export "matvec_f32")
+    (param $out i32) (param $w i32) (param $stride i32) (param $x i32) (param $n i32) (param $rows i32)
+    (local $r i32) (local $j i32) (local $acc v128) (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
+    (local $a v128) (local $b v128) (local $c v128) (local $d v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local $xv v128) (local $rowb i32) (local $s f32)
+    (local.set $rowb (i32.shl (local.get $stride) (i32.const 2)))
+    (block $rows_done
+      (loop $quad
+        (br_if $rows_done (i32.gt_s (i32.add (local.get $r) (i32.const 4)) (local.get $rows)))
+        (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rowb))))
+        (local.set $p1 (i32.add (local.get $p0) (local.get $rowb)))
+        (local.set $p2 (i32.add (local.get $p1) (local.get $rowb)))
+        (local.set $p3 (i32.add (local.get $p2) (local.get $rowb)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $jdone
+          (loop $jl
+            (br_if $jdone (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
+            (local.set $a (v128.load (i32.add (local.get $p0) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $b (v128.load (i32.add (local.get $p1) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $c (v128.load (i32.add (local.get $p2) (i32.shl (local.get $j) (i32.const 2)))))
+            (local.set $d (v128.load (i32.add (local.get $p3) (i32.shl (local.get $j) (i32.const 2)))))
+            ;; t0 = a0 b0 a1 b1, t1 = c0 d0 c1 d1, t2 = a2 b2 a3 b3, t3 = c2 d2 c3 d3
+            (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $a) (local.get $b)))
+            (local.set $t1 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c) (local.get $d)))
+            (local.set $t2 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $a) (local.get $b)))
+            (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c) (local.get $d)))
+            (local.set $xv (v128.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))))
+            ;; column 0 = a0 b0 c0 d0 ...
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t1))
+              (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $xv) (local.get $xv)))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t1))
+              (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $xv) (local.get $xv)))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+              (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t2) (local.get $t3))
+              (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $xv) (local.get $xv)))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+              (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t2) (local.get $t3))
+              (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $xv) (local.get $xv)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $jl)))
+        ;; tail columns, one at a time, still four rows per step
+        (block $tdone
+          (loop $tl
+            (br_if $tdone (i32.ge_s (local.get $j) (local.get $n)))
+            (local.set $a (f32x4.splat (f32.load (i32.add (local.get $p0) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $a (f32x4.replace_lane 1 (local.get $a) (f32.load (i32.add (local.get $p1) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $a (f32x4.replace_lane 2 (local.get $a) (f32.load (i32.add (local.get $p2) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $a (f32x4.replace_lane 3 (local.get $a) (f32.load (i32.add (local.get $p3) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $a)
+              (f32x4.splat (f32.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2))))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $tl)))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (local.get $acc))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $quad)))
+    ;; leftover rows, one at a time
+    (block $done
+      (loop $rl
+        (br_if $done (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rowb))))
+        (local.set $s (f32.const 0))
+        (local.set $j (i32.const 0))
+        (block $jd
+          (loop $jl2
+            (br_if $jd (i32.ge_s (local.get $j) (local.get $n)))
+            (local.set $s (f32.add (local.get $s) (f32.mul
+              (f32.load (i32.add (local.get $p0) (i32.shl (local.get $j) (i32.const 2))))
+              (f32.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $jl2)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (local.get $s))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rl))))
+
+  ;; out[i] = sum_t a[t] * v[t*stride+i] for i in [0, n), t in [0, count),
+  ;; summed in order of t per element (lanes hold four elements i).
+  (func (export "wsum_f32")
+    (param $out i32) (param $a i32) (param $v i32) (param $stride i32) (param $n i32) (param $count i32)
+    (local $i i32) (local $t i32) (local $acc v128) (local $s f32) (local $rowb i32) (local $p i32)
+    (local.set $rowb (i32.shl (local.get $stride) (i32.const 2)))
+    (block $qd
+      (loop $ql
+        (br_if $qd (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $p (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $t (i32.const 0))
+        (block $td
+          (loop $tl
+            (br_if $td (i32.ge_s (local.get $t) (local.get $count)))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+              (f32x4.splat (f32.load (i32.add (local.get $a) (i32.shl (local.get $t) (i32.const 2)))))
+              (v128.load (local.get $p)))))
+            (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $tl)))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $acc))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $ql)))
+    (block $id
+      (loop $il
+        (br_if $id (i32.ge_s (local.get $i) (local.get $n)))
+        (local.set $s (f32.const 0))
+        (local.set $p (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $t (i32.const 0))
+        (block $td2
+          (loop $tl2
+            (br_if $td2 (i32.ge_s (local.get $t) (local.get $count)))
+            (local.set $s (f32.add (local.get $s) (f32.mul
+              (f32.load (i32.add (local.get $a) (i32.shl (local.get $t) (i32.const 2))))
+              (f32.load (local.get $p)))))
+            (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $tl2)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $s))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $il))))
+
+  ;; Exact sum_{k<len} p[k]*q[k] of int8 vectors (8 at a time widened to i16).
+  (func $dot_i8 (param $p i32) (param $q i32) (param $len i32) (result i32)
+    (local $k i32) (local $acc v128) (local $s i32)
+    (block $d8
+      (loop $l8
+        (br_if $d8 (i32.gt_s (i32.add (local.get $k) (i32.const 8)) (local.get $len)))
+        (local.set $acc (i32x4.add (local.get $acc) (i32x4.dot_i16x8_s
+          (v128.load8x8_s (i32.add (local.get $p) (local.get $k)))
+          (v128.load8x8_s (i32.add (local.get $q) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 8)))
+        (br $l8)))
+    (local.set $s (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $acc)) (i32x4.extract_lane 1 (local.get $acc)))
+      (i32.add (i32x4.extract_lane 2 (local.get $acc)) (i32x4.extract_lane 3 (local.get $acc)))))
+    (block $d1
+      (loop $l1
+        (br_if $d1 (i32.ge_s (local.get $k) (local.get $len)))
+        (local.set $s (i32.add (local.get $s) (i32.mul
+          (i32.load8_s (i32.add (local.get $p) (local.get $k)))
+          (i32.load8_s (i32.add (local.get $q) (local.get $k))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $l1)))
+    (local.get $s))
+
+  ;; Exact sum over j in [j0, j1) of cb[index j of a packed 4-bit row] * q[j].
+  (func $dot_q4 (param $row i32) (param $cb v128) (param $q i32) (param $j0 i32) (param $j1 i32) (result i32)
+    (local $j i32) (local $acc v128) (local $s i32) (local $bytes v128) (local $idx v128) (local $wv v128) (local $xv v128) (local $b i32)
+    (local.set $j (local.get $j0))
+    ;; an odd start takes the high nibble of its byte alone
+    (if (i32.and (i32.lt_s (local.get $j) (local.get $j1)) (i32.and (local.get $j) (i32.const 1)))
+      (then
+        (local.set $s (i32.mul
+          (i8x16.extract_lane_s 0 (i8x16.swizzle (local.get $cb) (i8x16.splat
+            (i32.shr_u (i32.load8_u (i32.add (local.get $row) (i32.shr_u (local.get $j) (i32.const 1)))) (i32.const 4)))))
+          (i32.load8_s (i32.add (local.get $q) (local.get $j)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))))
+    (block $d16
+      (loop $l16
+        (br_if $d16 (i32.gt_s (i32.add (local.get $j) (i32.const 16)) (local.get $j1)))
+        (local.set $bytes (v128.load64_zero (i32.add (local.get $row) (i32.shr_u (local.get $j) (i32.const 1)))))
+        (local.set $idx (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23
+          (v128.and (local.get $bytes) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+          (i8x16.shr_u (local.get $bytes) (i32.const 4))))
+        (local.set $wv (i8x16.swizzle (local.get $cb) (local.get $idx)))
+        (local.set $xv (v128.load (i32.add (local.get $q) (local.get $j))))
+        (local.set $acc (i32x4.add (local.get $acc) (i32x4.dot_i16x8_s
+          (i16x8.extend_low_i8x16_s (local.get $wv)) (i16x8.extend_low_i8x16_s (local.get $xv)))))
+        (local.set $acc (i32x4.add (local.get $acc) (i32x4.dot_i16x8_s
+          (i16x8.extend_high_i8x16_s (local.get $wv)) (i16x8.extend_high_i8x16_s (local.get $xv)))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $l16)))
+    (local.set $s (i32.add (local.get $s) (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $acc)) (i32x4.extract_lane 1 (local.get $acc)))
+      (i32.add (i32x4.extract_lane 2 (local.get $acc)) (i32x4.extract_lane 3 (local.get $acc))))))
+    (block $d1
+      (loop $l1
+        (br_if $d1 (i32.ge_s (local.get $j) (local.get $j1)))
+        (local.set $b (i32.load8_u (i32.add (local.get $row) (i32.shr_u (local.get $j) (i32.const 1)))))
+        (if (i32.and (local.get $j) (i32.const 1))
+          (then (local.set $b (i32.shr_u (local.get $b) (i32.const 4))))
+          (else (local.set $b (i32.and (local.get $b) (i32.const 15)))))
+        (local.set $s (i32.add (local.get $s) (i32.mul
+          (i8x16.extract_lane_s 0 (i8x16.swizzle (local.get $cb) (i8x16.splat (local.get $b))))
+          (i32.load8_s (i32.add (local.get $q) (local.get $j))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $l1)))
+    (local.get $s))
+
+  ;; Quantized matrix-vector products, rows [0, rows) of a matrix whose first
+  ;; row is at $w (values) and $ws (scales), writing out[0..rows). Per row:
+  ;;   val = sum_g ws[g] * (sum_{a in g} f32(isum_a) * xs[a])
+  ;; kind 0: int8 values (row stride n bytes); kind 1: packed 4-bit indices
+  ;; (row stride (n+1)/2 bytes) into the 16-byte codebook at $cb.
+  (func $matvec_q (param $kind i32) (param $out i32) (param $w i32) (param $cb i32) (param $ws i32)
+    (param $xq i32) (param $xs i32) (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
+    (local $r i32) (local $row i32) (local $rowb i32) (local $gpr i32) (local $g i32) (local $j0 i32) (local $j1 i32)
+    (local $a0 i32) (local $a1 i32) (local $val f32) (local $acc f32) (local $isum i32) (local $cbv v128)
+    (local.set $gpr (i32.div_u (i32.sub (i32.add (local.get $n) (local.get $gw)) (i32.const 1)) (local.get $gw)))
+    (local.set $rowb (local.get $n))
+    (if (local.get $kind) (then
+      (local.set $rowb (i32.shr_u (i32.add (local.get $n) (i32.const 1)) (i32.const 1)))
+      (local.set $cbv (v128.load (local.get $cb)))))
+    (block $rd
+      (loop $rl
+        (br_if $rd (i32.ge_s (local.get $r) (local.get $rows)))
+        (local.set $row (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rowb))))
+        (local.set $val (f32.const 0))
+        (local.set $g (i32.const 0))
+        (local.set $j0 (i32.const 0))
+        (block $gd
+          (loop $gl
+            (br_if $gd (i32.ge_s (local.get $j0) (local.get $n)))
+            (local.set $j1 (i32.add (local.get $j0) (local.get $gw)))
+            (if (i32.gt_s (local.get $j1) (local.get $n)) (then (local.set $j1 (local.get $n))))
+            (local.set $acc (f32.const 0))
+            (local.set $a0 (local.get $j0))
+            (block $ad
+              (loop $al
+                (br_if $ad (i32.ge_s (local.get $a0) (local.get $j1)))
+                (local.set $a1 (i32.add (local.get $a0) (local.get $ga)))
+                (if (i32.gt_s (local.get $a1) (local.get $j1)) (then (local.set $a1 (local.get $j1))))
+                (if (local.get $kind)
+                  (then (local.set $isum (call $dot_q4 (local.get $row) (local.get $cbv) (local.get $xq) (local.get $a0) (local.get $a1))))
+                  (else (local.set $isum (call $dot_i8 (i32.add (local.get $row) (local.get $a0))
+                    (i32.add (local.get $xq) (local.get $a0)) (i32.sub (local.get $a1) (local.get $a0))))))
+                (local.set $acc (f32.add (local.get $acc) (f32.mul (f32.convert_i32_s (local.get $isum))
+                  (f32.load (i32.add (local.get $xs) (i32.shl (i32.div_u (local.get $a0) (local.get $ga)) (i32.const 2)))))))
+                (local.set $a0 (i32.add (local.get $a0) (local.get $ga)))
+                (br $al)))
+            (local.set $val (f32.add (local.get $val) (f32.mul (local.get $acc)
+              (f32.load (i32.add (local.get $ws) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $gpr)) (local.get $g)) (i32.const 2)))))))
+            (local.set $g (i32.add (local.get $g) (i32.const 1)))
+            (local.set $j0 (i32.add (local.get $j0) (local.get $gw)))
+            (br $gl)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (local.get $val))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rl))))
+
+  (func (export "matvec_q8")
+    (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+    (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
+    (call $matvec_q (i32.const 0) (local.get $out) (local.get $w) (i32.const 0) (local.get $ws)
+      (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+
+  (func (export "matvec_q4")
+    (param $out i32) (param $w i32) (param $cb i32) (param $ws i32) (param $xq i32) (param $xs i32)
+    (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
+    (call $matvec_q (i32.const 1) (local.get $out) (local.get $w) (local.get $cb) (local.get $ws)
+      (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+)

@@ -1,0 +1,115 @@
+package simd
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Kernels is the assembled SIMD kernel module (kernels.wat).
+//
+//go:embed kernels.wasm
+var Kernels []byte
+
+// ImportModule is the module name core imports the kernels from.
+const ImportModule = "mote_simd"
+
+// kernelFuncs are the kernel exports with their i32 parameter counts.
+var kernelFuncs = []struct {
+	name   string
+	params int
+}{{"matvec_f32", 6}, {"wsum_f32", 6}, {"matvec_q8", 9}, {"matvec_q4", 10}}
+
+// RunWASI runs a wasip1 command module to completion in rt and returns its
+// exit code. When the module imports the SIMD kernels, they are provided.
+// rt must have WASI instantiated. The module config's name is replaced.
+func RunWASI(ctx context.Context, rt wazero.Runtime, guest wazero.CompiledModule, cfg wazero.ModuleConfig) (int, error) {
+	needs := false
+	for _, f := range guest.ImportedFunctions() {
+		if mod, _, _ := f.Import(); mod == ImportModule {
+			needs = true
+		}
+	}
+	if !needs {
+		_, err := rt.InstantiateModule(ctx, guest, cfg)
+		return exitCode(err)
+	}
+	// host trampolines, pointing at the kernel instance once it exists
+	var kernel api.Module
+	hb := rt.NewHostModuleBuilder(ImportModule)
+	for _, kf := range kernelFuncs {
+		name := kf.name
+		params := make([]api.ValueType, kf.params)
+		for i := range params {
+			params[i] = api.ValueTypeI32
+		}
+		var fn api.Function
+		hb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+			if fn == nil {
+				fn = kernel.ExportedFunction(name)
+			}
+			if err := fn.CallWithStack(ctx, stack); err != nil {
+				panic(err)
+			}
+		}), params, nil).Export(name)
+	}
+	host, err := hb.Instantiate(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("simd trampolines: %w", err)
+	}
+	defer host.Close(ctx)
+	// the Go module is named "env" so that the kernels' ("env", "memory") import finds it
+	mod, err := rt.InstantiateModule(ctx, guest, cfg.WithName("env").WithStartFunctions())
+	if err != nil {
+		return -1, err
+	}
+	defer mod.Close(ctx)
+	kmod, err := rt.CompileModule(ctx, Kernels)
+	if err != nil {
+		return -1, fmt.Errorf("simd kernels: %w", err)
+	}
+	kernel, err = rt.InstantiateModule(ctx, kmod, wazero.NewModuleConfig().WithName("mote_simd_kernels"))
+	if err != nil {
+		return -1, fmt.Errorf("simd kernels: %w", err)
+	}
+	defer kernel.Close(ctx)
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	return exitCode(err)
+}
+
+// exitCode turns a WASI exit into a code; other errors pass through.
+func exitCode(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		return int(ee.ExitCode()), nil
+	}
+	return -1, err
+}
+
+// NewRuntime returns a compiler-engine wazero runtime with WASI, caching
+// compiled code in cacheDir when it is not empty.
+func NewRuntime(ctx context.Context, cacheDir string) (wazero.Runtime, error) {
+	rc := wazero.NewRuntimeConfigCompiler()
+	if cacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+		if err != nil {
+			return nil, err
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	return rt, nil
+}
