@@ -1,0 +1,269 @@
+package quant
+
+import (
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// pStats are activation statistics gathered on calibration tokens: the sum
+// of squares of every input column of every matrix (Wanda's ‖X_j‖²) and each
+// block's influence.
+type pStats struct {
+	tokens int
+	attIn  [][]float64 // (layer, dim) input of wq, wk, wv (after the attention rmsnorm)
+	attOut [][]float64 // (layer, nHeads*hs) input of wo (the heads' outputs)
+	ffnIn  [][]float64 // (layer, dim) input of w1, w3 (after the ffn rmsnorm)
+	ffnHid [][]float64 // (layer, hidden) input of w2 (silu(w1 x) * w3 x)
+	bi     []float64   // (layer) sum over tokens of 1 - cos(block input, block output)
+}
+
+func newPStats(p *pModel) *pStats {
+	l := len(p.layers)
+	st := &pStats{attIn: make([][]float64, l), attOut: make([][]float64, l),
+		ffnIn: make([][]float64, l), ffnHid: make([][]float64, l), bi: make([]float64, l)}
+	for i := 0; i < l; i++ {
+		st.attIn[i] = make([]float64, p.c.Dim)
+		st.attOut[i] = make([]float64, p.qDim())
+		st.ffnIn[i] = make([]float64, p.c.Dim)
+		st.ffnHid[i] = make([]float64, p.c.HiddenDim)
+	}
+	return st
+}
+
+func (st *pStats) add(o *pStats) {
+	st.tokens += o.tokens
+	for l := range st.bi {
+		st.bi[l] += o.bi[l]
+		for _, pair := range [][2][]float64{{st.attIn[l], o.attIn[l]}, {st.attOut[l], o.attOut[l]},
+			{st.ffnIn[l], o.ffnIn[l]}, {st.ffnHid[l], o.ffnHid[l]}} {
+			for j, v := range pair[1] {
+				pair[0][j] += v
+			}
+		}
+	}
+}
+
+// prAddSq adds x² to acc element-wise.
+func prAddSq(acc []float64, x []float32) {
+	acc = acc[:len(x)]
+	for i, v := range x {
+		acc[i] += float64(v) * float64(v)
+	}
+}
+
+// calibrate runs every calibration sequence through p and sums the
+// statistics. Sequences run on all cores; each has its own statistics,
+// summed in sequence order, so the result does not depend on scheduling.
+func (p *pModel) calibrate(seqs [][]int) *pStats {
+	per := make([]*pStats, len(seqs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(seqs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(seqs) {
+					return
+				}
+				per[i] = newPStats(p)
+				p.trace(seqs[i], per[i], nil)
+			}
+		}()
+	}
+	wg.Wait()
+	st := newPStats(p)
+	for _, o := range per {
+		st.add(o)
+	}
+	return st
+}
+
+// trace runs tokens from position 0 through p in float32, the way
+// core.Forward does (llama2.c's forward), adding to st (when not nil) and
+// handing each position's logits to logits (when not nil; the classifier is
+// skipped otherwise). It is the reference that sees inside the blocks.
+func (p *pModel) trace(tokens []int, st *pStats, logits func(pos int, l []float32)) {
+	c := &p.c
+	dim, hidden, hs := c.Dim, c.HiddenDim, p.hs
+	qDim, kvDim := p.qDim(), p.kvDim()
+	kvMul := c.NHeads / c.NKVHeads
+	n := len(tokens)
+	x, xb, xin := make([]float32, dim), make([]float32, dim), make([]float32, dim)
+	q, ao := make([]float32, qDim), make([]float32, qDim)
+	hb, hb2 := make([]float32, hidden), make([]float32, hidden)
+	att := make([]float32, n)
+	kc := make([][]float32, len(p.layers)) // (layer) x (pos, kvDim)
+	vc := make([][]float32, len(p.layers))
+	for l := range kc {
+		kc[l], vc[l] = make([]float32, n*kvDim), make([]float32, n*kvDim)
+	}
+	var out []float32
+	if logits != nil {
+		out = make([]float32, c.VocabSize)
+	}
+	freq := ropeFreqs(c.RopeTheta, hs)
+	rc, rs := make([]float32, hs/2), make([]float32, hs/2)
+	sqrtHS := float32(math.Sqrt(float64(hs)))
+	for pos, tok := range tokens {
+		for i, f := range freq {
+			val := float32(pos) * f
+			rc[i], rs[i] = float32(math.Cos(float64(val))), float32(math.Sin(float64(val)))
+		}
+		copy(x, p.emb[tok*dim:(tok+1)*dim])
+		for l := range p.layers {
+			ly := &p.layers[l]
+			copy(xin, x)
+
+			// attention
+			pRMSNorm(xb, x, ly.rmsAtt, c.NormEps)
+			if st != nil {
+				prAddSq(st.attIn[l], xb)
+			}
+			k := kc[l][pos*kvDim : (pos+1)*kvDim]
+			v := vc[l][pos*kvDim : (pos+1)*kvDim]
+			pMatVec(q, ly.wq, xb)
+			pMatVec(k, ly.wk, xb)
+			pMatVec(v, ly.wv, xb)
+			for i := 0; i < qDim; i += 2 {
+				fcr, fci := rc[(i%hs)/2], rs[(i%hs)/2]
+				v0, v1 := q[i], q[i+1]
+				q[i] = float32(v0*fcr) - float32(v1*fci)
+				q[i+1] = float32(v0*fci) + float32(v1*fcr)
+				if i < kvDim {
+					v0, v1 = k[i], k[i+1]
+					k[i] = float32(v0*fcr) - float32(v1*fci)
+					k[i+1] = float32(v0*fci) + float32(v1*fcr)
+				}
+			}
+			for h := 0; h < c.NHeads; h++ {
+				qh := q[h*hs : (h+1)*hs]
+				koff := (h / kvMul) * hs
+				a := att[:pos+1]
+				for t := range a {
+					kt := kc[l][t*kvDim+koff : t*kvDim+koff+hs]
+					var s float32
+					for i, qv := range qh {
+						s += float32(qv * kt[i])
+					}
+					a[t] = s / sqrtHS
+				}
+				pSoftmax(a)
+				o := ao[h*hs : (h+1)*hs]
+				clear(o)
+				for t, w := range a {
+					vt := vc[l][t*kvDim+koff : t*kvDim+koff+hs]
+					for i := range o {
+						o[i] += float32(w * vt[i])
+					}
+				}
+			}
+			pMatVec(xb, ly.wo, ao)
+			for i := range x {
+				x[i] += xb[i]
+			}
+			if st != nil {
+				prAddSq(st.attOut[l], ao)
+			}
+
+			// ffn
+			pRMSNorm(xb, x, ly.rmsFFN, c.NormEps)
+			pMatVec(hb, ly.w1, xb)
+			pMatVec(hb2, ly.w3, xb)
+			for i, val := range hb {
+				val *= 1 / (1 + float32(math.Exp(float64(-val))))
+				hb[i] = val * hb2[i]
+			}
+			if st != nil {
+				prAddSq(st.ffnIn[l], xb)
+				prAddSq(st.ffnHid[l], hb)
+			}
+			pMatVec(xb, ly.w2, hb)
+			for i := range x {
+				x[i] += xb[i]
+			}
+			if st != nil {
+				st.bi[l] += 1 - prCosine(xin, x)
+			}
+		}
+		if st != nil {
+			st.tokens++
+		}
+		if logits != nil {
+			pRMSNorm(xb, x, p.rmsFinal, c.NormEps)
+			cls := p.cls
+			if cls == nil {
+				cls = p.emb
+			}
+			pMatVec(out, cls, xb)
+			logits(pos, out)
+		}
+	}
+}
+
+// ropeFreqs returns llama2.c's frequency for each pair i/2 of a head,
+// freq = 1/theta^(i/hs) (the angle at pos is pos*freq), as core computes it.
+func ropeFreqs(theta float32, hs int) []float32 {
+	freq := make([]float32, hs/2)
+	for i := 0; i < hs; i += 2 {
+		freq[i/2] = 1 / float32(math.Pow(float64(theta), float64(float32(i)/float32(hs))))
+	}
+	return freq
+}
+
+// pMatVec is y = W x for a row-major W of len(y) rows.
+func pMatVec(y, w, x []float32) {
+	n := len(x)
+	for i := range y {
+		row := w[i*n : (i+1)*n]
+		var s float32
+		for j, xv := range x {
+			s += float32(row[j] * xv)
+		}
+		y[i] = s
+	}
+}
+
+func pRMSNorm(o, x, weight []float32, eps float32) {
+	var ss float32
+	for _, v := range x {
+		ss += float32(v * v)
+	}
+	ss = ss/float32(len(x)) + eps
+	ss = 1 / float32(math.Sqrt(float64(ss)))
+	for i, v := range x {
+		o[i] = weight[i] * float32(ss*v)
+	}
+}
+
+func pSoftmax(x []float32) {
+	mx := x[0]
+	for _, v := range x[1:] {
+		mx = max(mx, v)
+	}
+	var sum float32
+	for i, v := range x {
+		x[i] = float32(math.Exp(float64(v - mx)))
+		sum += x[i]
+	}
+	for i := range x {
+		x[i] /= sum
+	}
+}
+
+// prCosine is the prCosine similarity of a and b (1 when either is zero).
+func prCosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 1
+	}
+	return ab / math.Sqrt(aa*bb)
+}
