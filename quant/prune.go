@@ -133,7 +133,9 @@ func prRemoveCount(frac float64, n int) int { return int(math.Round(frac * float
 
 // check rejects requests that cannot be met before any work is done.
 func (o *PruneOptions) check(c *core.Config) error {
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrPrune}, a...)...) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrPrune}, a...)...)
+	}
 	for _, f := range []struct {
 		name string
 		v    float64
