@@ -19,6 +19,8 @@ usage:
   mote quant IN -o OUT --type TYPE [--calib TEXT] [--policy FILE]
   mote prune IN -o OUT [--ffn F] [--heads F] [--layers N] [--vocab TEXT] [--sparsity F [--nm N:M]]
   mote pull NAME|URL
+  mote bench [MODEL | --shape 260K|15M|42M|110M] [--type f32|q8|q4] [--target native|wasip1]
+             [-n TOKENS] [--runs N] [--json]
 
 MODEL is any file mote reads (llama2.c .bin, GGUF, .mote); without one, the
 default model is used (MOTE_MODEL, or dist/models/stories260K.mote).
@@ -50,6 +52,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPrune(args[1:], stdout, stderr)
 	case "pull":
 		err = cmdPull(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

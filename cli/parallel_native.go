@@ -9,28 +9,58 @@ import (
 	"mote/core"
 )
 
-// rowSplitter runs a matrix-vector product's rows on all cores.
+// rowSplitter runs a matrix-vector product's rows on all cores: the caller
+// takes the first share, persistent workers the others. Handing work over a
+// channel allocates nothing, so decoding stays allocation-free.
 type rowSplitter struct {
-	n  int
-	wg sync.WaitGroup
+	work []chan span
+	wg   sync.WaitGroup
 }
 
+type span struct {
+	job    *core.MatVecJob
+	r0, r1 int
+}
+
+var (
+	splitterOnce sync.Once
+	splitter     *rowSplitter
+)
+
+// newParallel returns the process's splitter, or nil on one core.
 func newParallel() core.Parallel {
-	n := runtime.GOMAXPROCS(0)
-	if n < 2 {
+	splitterOnce.Do(func() {
+		n := runtime.GOMAXPROCS(0)
+		if n < 2 {
+			return
+		}
+		splitter = &rowSplitter{work: make([]chan span, n-1)}
+		for i := range splitter.work {
+			ch := make(chan span)
+			splitter.work[i] = ch
+			go func() {
+				for s := range ch {
+					s.job.Run(s.r0, s.r1)
+					splitter.wg.Done()
+				}
+			}()
+		}
+	})
+	if splitter == nil {
 		return nil
 	}
-	return &rowSplitter{n: n}
+	return splitter
 }
 
+// Do is safe for one caller at a time per job; concurrent callers (several
+// generations in one process) serialize on the workers.
 func (p *rowSplitter) Do(rows int, job *core.MatVecJob) {
-	chunk := (rows + p.n - 1) / p.n
-	for r0 := chunk; r0 < rows; r0 += chunk {
-		p.wg.Add(1)
-		go func(r0, r1 int) {
-			job.Run(r0, r1)
-			p.wg.Done()
-		}(r0, min(r0+chunk, rows))
+	n := len(p.work) + 1
+	chunk := (rows + n - 1) / n
+	p.wg.Add(n - 1)
+	for i, ch := range p.work {
+		r0 := min((i+1)*chunk, rows)
+		ch <- span{job, r0, min(r0+chunk, rows)}
 	}
 	job.Run(0, min(chunk, rows))
 	p.wg.Wait()

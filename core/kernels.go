@@ -59,6 +59,9 @@ func NewQVec(n, gs int) QVec {
 	return QVec{Q: make([]int8, n), S: make([]float32, (n+gs-1)/gs), GroupSize: gs}
 }
 
+// QuantizeQ8 fills q from x (see quantizeQ8).
+func QuantizeQ8(q *QVec, x []float32) { quantizeQ8(q.Q, q.S, x, q.GroupSize) }
+
 // quantizeQ8 quantizes x into q in groups of gs (the last may be shorter):
 // scale = max|x|/127, q = round(x/scale), as llama2.c's runq does.
 func quantizeQ8(q []int8, s []float32, x []float32, gs int) {

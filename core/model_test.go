@@ -6,7 +6,7 @@ import (
 )
 
 func TestForwardNoAllocs(t *testing.T) {
-	for _, typ := range []DType{F32, Q8} {
+	for _, typ := range []DType{F32, Q8, Q4} {
 		m, err := RandomModel(Shapes["260K"], typ, 4, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +123,7 @@ func BenchmarkForward(b *testing.B) {
 		shape string
 		typ   DType
 		gs    int
-	}{{"260K", F32, 0}, {"260K", Q8, 32}, {"15M", F32, 0}, {"15M", Q8, 32}} {
+	}{{"260K", F32, 0}, {"260K", Q8, 32}, {"260K", Q4, 32}, {"15M", F32, 0}, {"15M", Q8, 32}, {"15M", Q4, 32}} {
 		b.Run(tc.shape+"/"+tc.typ.String(), func(b *testing.B) {
 			m, err := RandomModel(Shapes[tc.shape], tc.typ, tc.gs, 1)
 			if err != nil {
@@ -139,5 +139,31 @@ func BenchmarkForward(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
+	}
+}
+
+// Q4 (IQ4_NL codebook) stays close to fp32 too, within a 4-bit budget.
+func TestForwardQ4CloseToF32(t *testing.T) {
+	mf, err := RandomModel(Shapes["260K"], F32, 0, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq, err := RandomModel(Shapes["260K"], Q4, 16, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, sq := mf.NewState(8), mq.NewState(8)
+	const maxNMSE = 0.05 // 4-bit weights on random matrices: ~0.01 typical
+	for pos, tok := range []int{1, 300, 22, 45} {
+		lf, lq := mf.Forward(sf, tok, pos), mq.Forward(sq, tok, pos)
+		var num, den float64
+		for i := range lf {
+			d := float64(lf[i] - lq[i])
+			num += d * d
+			den += float64(lf[i]) * float64(lf[i])
+		}
+		if nmse := num / den; !(nmse < maxNMSE) {
+			t.Fatalf("pos %d: NMSE %g >= %g", pos, nmse, maxNMSE)
+		}
 	}
 }

@@ -34,8 +34,11 @@ func RandomModel(c Config, t DType, gs int, seed uint64) (*Model, error) {
 			f[i] = (r.Float32()*2 - 1) * scale
 		}
 		m := NewMatF32(rows, cols, f)
-		if t == Q8 {
+		switch t {
+		case Q8:
 			m = QuantizeMatQ8(&m, gs)
+		case Q4:
+			m = QuantizeMatQ4(&m, gs, IQ4NL)
 		}
 		return m
 	}
@@ -77,4 +80,45 @@ func QuantizeMatQ8(m *Mat, gs int) Mat {
 		quantizeQ8(q[i*m.Cols:(i+1)*m.Cols], s[i*gpr:(i+1)*gpr], m.F[i*m.Cols:(i+1)*m.Cols], gs)
 	}
 	return NewMatQ8(m.Rows, m.Cols, gs, q, s)
+}
+
+// IQ4NL is a non-linear 4-bit codebook (the values llama.cpp's IQ4_NL uses):
+// denser near zero, where most weights are.
+var IQ4NL = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+
+// QuantizeMatQ4 quantizes an fp32 matrix to 4-bit indices into codebook cb,
+// one scale per group of gs values of a row: scale = max|w| / max|cb|, each
+// weight to the nearest codebook value. (Round to nearest, no search: the
+// quant package has the calibrated recipes.)
+func QuantizeMatQ4(m *Mat, gs int, cb [16]int8) Mat {
+	gpr := (m.Cols + gs - 1) / gs
+	ps := (m.Cols + 1) / 2
+	p := make([]byte, m.Rows*ps)
+	s := make([]float32, m.Rows*gpr)
+	var cmax float32
+	for _, v := range cb {
+		cmax = max(cmax, float32(math.Abs(float64(v))))
+	}
+	for i := 0; i < m.Rows; i++ {
+		row := m.F[i*m.Cols : (i+1)*m.Cols]
+		for g := 0; g < gpr; g++ {
+			j0, j1 := g*gs, min((g+1)*gs, m.Cols)
+			var amax float32
+			for _, v := range row[j0:j1] {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			scale := amax / cmax
+			s[i*gpr+g] = scale
+			for j := j0; j < j1; j++ {
+				best, bestErr := 0, float32(math.Inf(1))
+				for k, c := range cb {
+					if e := float32(math.Abs(float64(float32(c)*scale - row[j]))); e < bestErr {
+						best, bestErr = k, e
+					}
+				}
+				p[i*ps+j/2] |= byte(best) << (4 * (j & 1))
+			}
+		}
+	}
+	return NewMatQ4(m.Rows, m.Cols, gs, p, cb, s)
 }
