@@ -71,7 +71,7 @@ type PruneReport struct {
 // fresh activations of the model pruned so far; then unstructured or N:M
 // sparsity; then the vocabulary.
 func Prune(m *core.Model, o PruneOptions) (*core.Model, *PruneReport, error) {
-	if err := o.check(&m.Config); err != nil {
+	if err := o.Check(&m.Config); err != nil {
 		return nil, nil, err
 	}
 	p, err := fromCore(m)
@@ -131,8 +131,9 @@ func Prune(m *core.Model, o PruneOptions) (*core.Model, *PruneReport, error) {
 // prRemoveCount is how many of n parts a fraction removes (to the nearest).
 func prRemoveCount(frac float64, n int) int { return int(math.Round(frac * float64(n))) }
 
-// check rejects requests that cannot be met before any work is done.
-func (o *PruneOptions) check(c *core.Config) error {
+// Check rejects requests that cannot be met for a model of shape c, before
+// any work is done (Prune calls it first).
+func (o *PruneOptions) Check(c *core.Config) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrPrune}, a...)...)
 	}
