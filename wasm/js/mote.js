@@ -6,6 +6,8 @@
 // or with require() in Node. Then:
 //
 //   await mote.init(wasm)   // a WebAssembly.Module, the bytes, or a Response
+//   await mote.init(wasm, {kernels})  // a build with -tags mote_simd: kernels
+//                           // is wasm/simd/kernels.wasm (same kinds as wasm)
 //   mote.load(name, bytes[, tokenizerBytes]) -> info
 //   const id = mote.start(name, prompt, {temperature, topp, seed, steps})
 //   for (let r = mote.next(id); !r.done; r = mote.next(id)) out += r.text
@@ -35,21 +37,64 @@
 		return r;
 	}
 
+	// compile turns a WebAssembly.Module, bytes, a Response or a Promise of
+	// one into a WebAssembly.Module.
+	async function compile(wasm) {
+		if (wasm instanceof WebAssembly.Module) {
+			return wasm;
+		}
+		if (typeof Response !== "undefined" && (wasm instanceof Response || wasm instanceof Promise)) {
+			return WebAssembly.compileStreaming(wasm);
+		}
+		return WebAssembly.compile(wasm);
+	}
+
+	// simdImports wires the SIMD kernel module (wasm/simd/kernels.wasm) for a
+	// Go module built with -tags mote_simd, which imports the kernels as
+	// module "mote_simd" while the kernels import Go's memory: the cycle is
+	// broken by trampolines that call into the kernel instance once it exists
+	// (see wasm/simd/doc.go). It returns the function that instantiates the
+	// kernels against the Go instance; call it before go.run.
+	function simdImports(goModule, importObject, kernels) {
+		const names = WebAssembly.Module.imports(goModule)
+			.filter((i) => i.module === "mote_simd" && i.kind === "function")
+			.map((i) => i.name);
+		if (names.length === 0) {
+			return async () => {}; // a build without the kernels: nothing to wire
+		}
+		if (!kernels) {
+			throw new Error("mote: this wasm was built with -tags mote_simd; pass its kernels: mote.init(wasm, {kernels})");
+		}
+		let k = null;
+		const tramp = {};
+		for (const n of names) {
+			tramp[n] = (...a) => k[n](...a);
+		}
+		importObject.mote_simd = tramp;
+		return async (instance) => {
+			const kmod = await compile(kernels);
+			const kinst = await WebAssembly.instantiate(kmod, { env: { memory: instance.exports.mem } });
+			for (const n of names) {
+				if (typeof kinst.exports[n] !== "function") {
+					throw new Error(`mote: the kernel module exports no ${n} (is it wasm/simd/kernels.wasm?)`);
+				}
+			}
+			k = kinst.exports;
+		};
+	}
+
 	const mote = {
-		// init starts mote-js.wasm and returns its version string.
-		async init(wasm) {
+		// init starts mote-js.wasm and returns its version string. opts.kernels
+		// is the SIMD kernel module, needed by builds with -tags mote_simd.
+		async init(wasm, opts) {
 			if (typeof globalThis.Go !== "function") {
 				throw new Error("mote: load wasm_exec.js before mote.js");
 			}
 			const g = new globalThis.Go();
-			let instance;
-			if (wasm instanceof WebAssembly.Module) {
-				instance = await WebAssembly.instantiate(wasm, g.importObject);
-			} else if (typeof Response !== "undefined" && (wasm instanceof Response || wasm instanceof Promise)) {
-				instance = (await WebAssembly.instantiateStreaming(wasm, g.importObject)).instance;
-			} else {
-				instance = (await WebAssembly.instantiate(wasm, g.importObject)).instance;
-			}
+			const module = await compile(wasm);
+			const wireKernels = simdImports(module, g.importObject, opts && opts.kernels);
+			const instance = await WebAssembly.instantiate(module, g.importObject);
+			await wireKernels(instance);
 			globalThis.moteGo = undefined;
 			// run executes Go's main until it blocks, having registered moteGo;
 			// its promise settles only when the Go program exits.
