@@ -7,13 +7,6 @@ const SIMD = false
 
 func matVecF32Fast(out, w, x []float32, n, r0, r1 int) { matVecF32(out, w, x, n, r0, r1) }
 
-func matVecQ8Fast(out []float32, wq []int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
-	matVecQ8(out, wq, ws, xq, xs, n, gw, ga, r0, r1)
-}
-
-func matVecQ4Fast(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int8, xs []float32, n, gw, ga, r0, r1 int) {
-	matVecQ4(out, wp, cb, ws, xq, xs, n, gw, ga, r0, r1)
-}
 
 // attScores writes att[t] = q·k[t] for the keys at k[t*stride:], count = len(att),
 // each a left-to-right float32 sum.
