@@ -7,7 +7,6 @@ const SIMD = false
 
 func matVecF32Fast(out, w, x []float32, n, r0, r1 int) { matVecF32(out, w, x, n, r0, r1) }
 
-
 // attScores writes att[t] = q·k[t] for the keys at k[t*stride:], count = len(att),
 // each a left-to-right float32 sum.
 func attScores(att, k []float32, stride int, q []float32) {
