@@ -1,0 +1,99 @@
+// Package edgetest holds the bad-request cases shared by edge's native
+// tests (httptest) and its tests against the real workerd
+// (edge/workerdtest), so that both check the same statuses and error codes.
+// It imports only the standard library.
+package edgetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// BadCase is one malformed request and the answer it must get.
+type BadCase struct {
+	Name   string
+	Method string
+	Path   string
+	Body   string
+	Header []string // name, value pairs
+	Status int
+	Param  string // the error's param ("" for null)
+	Code   string // the error's code
+}
+
+// BadRequests lists the bad inputs for a worker whose body limit is
+// maxBody bytes and whose prompt limit is below maxBody/3 bytes.
+func BadRequests(maxBody int) []BadCase {
+	post := func(name, body string, param, code string) BadCase {
+		return BadCase{Name: name, Method: "POST", Path: "/v1/completions", Body: body, Status: 400, Param: param, Code: code}
+	}
+	return []BadCase{
+		post("invalid JSON", `{"prompt": "Hi",`, "", "invalid_json"),
+		post("not JSON", `hello`, "", "invalid_json"),
+		post("empty body", ``, "", "invalid_json"),
+		post("array body", `[1, 2]`, "", "invalid_json"),
+		post("trailing data", `{"prompt": "Hi"} {}`, "", "invalid_json"),
+		post("prompt missing", `{"max_tokens": 5}`, "prompt", "missing_required_parameter"),
+		post("prompt number", `{"prompt": 42}`, "prompt", "invalid_type"),
+		post("prompt two strings", `{"prompt": ["a", "b"]}`, "prompt", "invalid_type"),
+		post("max_tokens string", `{"prompt": "Hi", "max_tokens": "5"}`, "max_tokens", "invalid_type"),
+		post("max_tokens fraction", `{"prompt": "Hi", "max_tokens": 1.5}`, "max_tokens", "invalid_type"),
+		post("max_tokens negative", `{"prompt": "Hi", "max_tokens": -1}`, "max_tokens", "invalid_value"),
+		post("max_tokens zero", `{"prompt": "Hi", "max_tokens": 0}`, "max_tokens", "invalid_value"),
+		post("max_tokens huge", `{"prompt": "Hi", "max_tokens": 1000000000}`, "max_tokens", "invalid_value"),
+		post("max_tokens beyond int64", `{"prompt": "Hi", "max_tokens": 1e300}`, "max_tokens", "invalid_type"),
+		post("temperature string", `{"prompt": "Hi", "temperature": "hot"}`, "temperature", "invalid_type"),
+		post("temperature negative", `{"prompt": "Hi", "temperature": -0.5}`, "temperature", "invalid_value"),
+		post("temperature huge", `{"prompt": "Hi", "temperature": 1e308}`, "temperature", "invalid_value"),
+		post("temperature overflow", `{"prompt": "Hi", "temperature": 1e999}`, "temperature", "invalid_type"),
+		post("top_p above 1", `{"prompt": "Hi", "top_p": 1.5}`, "top_p", "invalid_value"),
+		post("seed negative", `{"prompt": "Hi", "seed": -42}`, "seed", "invalid_value"),
+		post("seed huge", `{"prompt": "Hi", "seed": 9007199254740992}`, "seed", "invalid_value"),
+		post("seed fraction", `{"prompt": "Hi", "seed": 0.5}`, "seed", "invalid_type"),
+		post("stream string", `{"prompt": "Hi", "stream": "yes"}`, "stream", "invalid_type"),
+		post("stop number", `{"prompt": "Hi", "stop": 7}`, "stop", "invalid_type"),
+		post("stop too many", `{"prompt": "Hi", "stop": ["a", "b", "c", "d", "e"]}`, "stop", "invalid_value"),
+		post("stop empty", `{"prompt": "Hi", "stop": [""]}`, "stop", "invalid_value"),
+		post("unknown model", `{"prompt": "Hi", "model": "gpt-9"}`, "model", "model_not_found"),
+		post("model number", `{"prompt": "Hi", "model": 3}`, "model", "invalid_type"),
+		post("unknown field", `{"prompt": "Hi", "max_token": 5}`, "max_token", "unknown_parameter"),
+		post("n above 1", `{"prompt": "Hi", "n": 2}`, "n", "unsupported_value"),
+		post("echo", `{"prompt": "Hi", "echo": true}`, "echo", "unsupported_value"),
+		post("prompt too long", fmt.Sprintf(`{"prompt": %q}`, strings.Repeat("a", maxBody/3+1)), "prompt", "prompt_too_long"),
+		post("oversize body", fmt.Sprintf(`{"prompt": %q}`, strings.Repeat("a", maxBody)), "", "body_too_large"),
+		{Name: "GET completions", Method: "GET", Path: "/v1/completions", Status: 405, Code: "method_not_allowed"},
+		{Name: "DELETE models", Method: "DELETE", Path: "/v1/models", Status: 405, Code: "method_not_allowed"},
+		{Name: "POST healthz", Method: "POST", Path: "/healthz", Body: "{}", Status: 405, Code: "method_not_allowed"},
+		{Name: "unknown path", Method: "GET", Path: "/v1/chat/nothing", Status: 404, Code: "unknown_url"},
+		{Name: "unknown root path", Method: "POST", Path: "/completions", Body: `{"prompt": "Hi"}`, Status: 404, Code: "unknown_url"},
+	}
+}
+
+// CheckErrorBody checks OpenAI's error object: {"error": {message, type,
+// param, code}} with a message, a type, and the given param and code.
+func CheckErrorBody(body []byte, param, code string) error {
+	var e struct {
+		Error *struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    *string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == nil {
+		return fmt.Errorf("not an OpenAI error object: %v: %q", err, body)
+	}
+	got := e.Error
+	gp, gc := "", ""
+	if got.Param != nil {
+		gp = *got.Param
+	}
+	if got.Code != nil {
+		gc = *got.Code
+	}
+	if got.Message == "" || got.Type == "" || gp != param || gc != code {
+		return fmt.Errorf("error object %s: want param %q code %q", body, param, code)
+	}
+	return nil
+}
