@@ -79,3 +79,12 @@ func TestRunUsageErrors(t *testing.T) {
 		t.Errorf("missing tokenizer: exit %d, %q", code, errs)
 	}
 }
+
+func TestRunReferenceGGUF(t *testing.T) {
+	checkReference(t, sharedPath("models", "stories260K.gguf"))
+}
+
+// -z replaces the tokenizer a model carries.
+func TestRunReferenceGGUFWithTokenizer(t *testing.T) {
+	checkReference(t, sharedPath("models", "stories260K.gguf"), "-z", sharedPath("models", "tok512.bin"))
+}
