@@ -84,15 +84,13 @@ func (s *Session) Pos() int {
 // prints them. Next allocates nothing.
 func (s *Session) Next() Step {
 	s.mu.Lock()
+	defer s.mu.Unlock() // deferred: a panic in core must not leave it locked
 	if s.gen == nil {
-		r := s.reason
-		s.mu.Unlock()
-		return Step{Token: -1, Done: true, Reason: r}
+		return Step{Token: -1, Done: true, Reason: s.reason}
 	}
 	before := s.gen.Pos()
 	tok, text, ok := s.gen.Next()
 	if ok {
-		s.mu.Unlock()
 		return Step{Token: tok, Text: text}
 	}
 	// Generator.Next fails either without running (the step limit) or after
@@ -102,8 +100,6 @@ func (s *Session) Next() Step {
 		r = ReasonEnd
 	}
 	s.end(r)
-	s.mu.Unlock()
-	s.eng.forget(s.id)
 	return Step{Token: -1, Done: true, Reason: r}
 }
 
@@ -111,15 +107,17 @@ func (s *Session) Next() Step {
 // nothing.
 func (s *Session) Stop() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.gen != nil {
 		s.end(ReasonStopped)
 	}
-	s.mu.Unlock()
-	s.eng.forget(s.id)
 }
 
-// end drops the state; s.mu is held.
+// end drops the state and removes the session from its engine; s.mu is
+// held. (Lock order: s.mu, then e.mu; the engine never takes s.mu while
+// holding e.mu.)
 func (s *Session) end(r Reason) {
 	s.gen = nil
 	s.reason = r
+	s.eng.forget(s.id)
 }
