@@ -4,7 +4,7 @@ import "math"
 
 // expf returns e^x rounded to float32, computed in float64 with a fixed
 // sequence of IEEE operations, so that native, wasm and the SIMD kernels all
-// get the same bits. (math.Exp has an assembly version on amd64 and a Go one
+// get the same bits (wasm/simd/kernels.wat repeats it for two lanes at a time). (math.Exp has an assembly version on amd64 and a Go one
 // on wasm, and is ~150 ns a call under wazero; this is a fraction of that.)
 //
 // e^x = 2^k · e^r with k = round(x/ln2) and |r| <= ln2/2; e^r by its Taylor
@@ -23,19 +23,20 @@ func expf(x float32) float32 {
 	}
 	xd := float64(x)
 	k := math.RoundToEven(xd * log2e)
-	r := (xd - k*ln2Hi) - k*ln2Lo
+	// float64(a*b) forbids FMA fusion, which would change the bits
+	r := (xd - float64(k*ln2Hi)) - float64(k*ln2Lo)
 	p := 1.0 / 39916800
-	p = p*r + 1.0/3628800
-	p = p*r + 1.0/362880
-	p = p*r + 1.0/40320
-	p = p*r + 1.0/5040
-	p = p*r + 1.0/720
-	p = p*r + 1.0/120
-	p = p*r + 1.0/24
-	p = p*r + 1.0/6
-	p = p*r + 0.5
-	p = p*r + 1
-	p = p*r + 1
+	p = float64(p*r) + 1.0/3628800
+	p = float64(p*r) + 1.0/362880
+	p = float64(p*r) + 1.0/40320
+	p = float64(p*r) + 1.0/5040
+	p = float64(p*r) + 1.0/720
+	p = float64(p*r) + 1.0/120
+	p = float64(p*r) + 1.0/24
+	p = float64(p*r) + 1.0/6
+	p = float64(p*r) + 0.5
+	p = float64(p*r) + 1
+	p = float64(p*r) + 1
 	return float32(p * math.Float64frombits(uint64(int64(k)+1023)<<52))
 }
 

@@ -326,6 +326,29 @@ type Parallel interface {
 	Do(rows int, job *MatVecJob)
 }
 
+// attendHeadRef is one attention head as llama2.c computes it: scores
+// att[t] = (q·k_t)/sqrt(headSize) for the keys at k[t*stride:] (t < len(att),
+// each a left-to-right float32 sum), softmax over att, then
+// out[i] = Σ_t att[t]·v_t[i] summed in order of t.
+func attendHeadRef(q, k, v []float32, stride int, att, out []float32, sqrtHS float32) {
+	for t := range att {
+		kt := k[t*stride : t*stride+len(q)]
+		var score float32
+		for i, qv := range q {
+			score += float32(qv * kt[i])
+		}
+		att[t] = score / sqrtHS
+	}
+	softmax(att)
+	clear(out)
+	for t, a := range att {
+		vt := v[t*stride : t*stride+len(out)]
+		for i := range out {
+			out[i] += float32(a * vt[i])
+		}
+	}
+}
+
 // rmsnorm writes o = weight * x / rms(x), in llama2.c's order of operations.
 func rmsnorm(o, x, weight []float32, eps float32) {
 	var ss float32

@@ -237,28 +237,16 @@ func TestFastKernelsMatchRef(t *testing.T) {
 			matVecF32Ref(want, w, x, n, 1, rows)
 			sameBits(t, fmt.Sprintf("f32 n=%d rows=%d", n, rows), got, want)
 
-			// attention: keys/values at a stride wider than the head
+			// attention: keys/values at a stride wider than the head, with
+			// scores large enough to exercise exp's range
 			stride := n + 3
-			kv := randF32(r, rows*stride, 1)
-			att := make([]float32, rows)
-			attScores(att, kv, stride, x)
-			for tt := range want[:rows] {
-				var s float32
-				for i := 0; i < n; i++ {
-					s += float32(x[i] * kv[tt*stride+i])
-				}
-				want[tt] = s
-			}
-			sameBits(t, fmt.Sprintf("scores n=%d t=%d", n, rows), att, want[:rows])
-			wsum := make([]float32, n)
-			attWsum(wsum, att, kv, stride)
-			ref := make([]float32, n)
-			for tt, a := range att {
-				for i := range ref {
-					ref[i] += float32(a * kv[tt*stride+i])
-				}
-			}
-			sameBits(t, fmt.Sprintf("wsum n=%d t=%d", n, rows), wsum, ref)
+			kv := randF32(r, rows*stride, 4)
+			att, attRef := make([]float32, rows), make([]float32, rows)
+			out, outRef := make([]float32, n), make([]float32, n)
+			attendHead(x, kv, kv[1:], stride, att, out, 2.5)
+			attendHeadRef(x, kv, kv[1:], stride, attRef, outRef, 2.5)
+			sameBits(t, fmt.Sprintf("attention weights n=%d t=%d", n, rows), att, attRef)
+			sameBits(t, fmt.Sprintf("attention n=%d t=%d", n, rows), out, outRef)
 		}
 		for _, p := range groupPairs(n) {
 			gw, ga := p[0], p[1]

@@ -263,12 +263,7 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 			q := s.q[h*hs : (h+1)*hs]
 			att := s.att[h*s.MaxSeq : h*s.MaxSeq+pos+1]
 			koff := loff + (h/kvMul)*hs
-			attScores(att, s.keyCache[koff:], kvDim, q)
-			for t := range att {
-				att[t] /= sqrtHS
-			}
-			softmax(att)
-			attWsum(s.xb[h*hs:(h+1)*hs], att, s.valueCache[koff:], kvDim)
+			attendHead(q, s.keyCache[koff:], s.valueCache[koff:], kvDim, att, s.xb[h*hs:(h+1)*hs], sqrtHS)
 		}
 
 		// output projection and residual

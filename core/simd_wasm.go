@@ -14,8 +14,8 @@ import "unsafe"
 //go:wasmimport mote_simd matvec_f32
 func simdMatVecF32(out, w unsafe.Pointer, stride int32, x unsafe.Pointer, n, rows int32)
 
-//go:wasmimport mote_simd wsum_f32
-func simdWsumF32(out, a, v unsafe.Pointer, stride, n, count int32)
+//go:wasmimport mote_simd attention
+func simdAttention(q, k, v unsafe.Pointer, stride, hs, count int32, att, out unsafe.Pointer, sqrths float32)
 
 //go:wasmimport mote_simd matvec_q8
 func simdMatVecQ8(out, w, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
@@ -64,16 +64,12 @@ func matVecQ4Fast(out []float32, wp []byte, cb *[16]int8, ws []float32, xq []int
 		unsafe.Pointer(&xq[0]), unsafe.Pointer(&xs[0]), int32(n), int32(gw), int32(ga), int32(r1-r0))
 }
 
-// attScores writes att[t] = q·k[t] for the keys at k[t*stride:], count = len(att).
-func attScores(att, k []float32, stride int, q []float32) {
+// attendHead runs one attention head in one kernel call (see attendHeadRef).
+func attendHead(q, k, v []float32, stride int, att, out []float32, sqrtHS float32) {
 	n := len(q)
 	_ = k[(len(att)-1)*stride+n-1]
-	simdMatVecF32(unsafe.Pointer(&att[0]), unsafe.Pointer(&k[0]), int32(stride), unsafe.Pointer(&q[0]), int32(n), int32(len(att)))
-}
-
-// attWsum writes out[i] = Σ_t att[t]·v[t*stride+i].
-func attWsum(out, att, v []float32, stride int) {
-	n := len(out)
 	_ = v[(len(att)-1)*stride+n-1]
-	simdWsumF32(unsafe.Pointer(&out[0]), unsafe.Pointer(&att[0]), unsafe.Pointer(&v[0]), int32(stride), int32(n), int32(len(att)))
+	_ = out[n-1]
+	simdAttention(unsafe.Pointer(&q[0]), unsafe.Pointer(&k[0]), unsafe.Pointer(&v[0]), int32(stride), int32(n),
+		int32(len(att)), unsafe.Pointer(&att[0]), unsafe.Pointer(&out[0]), sqrtHS)
 }

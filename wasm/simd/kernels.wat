@@ -12,7 +12,7 @@
   ;; summed left to right in f32 per row (llama2.c's matmul order). Four rows
   ;; run in the four lanes: a 4x4 block of W is transposed so that lane k
   ;; adds w[r+k][j] * x[j] in sequence.
-  (func (export "matvec_f32")
+  (func $matvec_f32 (export "matvec_f32")
     (param $out i32) (param $w i32) (param $stride i32) (param $x i32) (param $n i32) (param $rows i32)
     (local $r i32) (local $j i32) (local $acc v128) (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
     (local $a v128) (local $b v128) (local $c v128) (local $d v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
@@ -91,7 +91,7 @@
 
   ;; out[i] = sum_t a[t] * v[t*stride+i] for i in [0, n), t in [0, count),
   ;; summed in order of t per element (lanes hold four elements i).
-  (func (export "wsum_f32")
+  (func $wsum_f32 (export "wsum_f32")
     (param $out i32) (param $a i32) (param $v i32) (param $stride i32) (param $n i32) (param $count i32)
     (local $i i32) (local $t i32) (local $acc v128) (local $s f32) (local $rowb i32) (local $p i32)
     (local.set $rowb (i32.shl (local.get $stride) (i32.const 2)))
@@ -131,6 +131,110 @@
         (f32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $s))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $il))))
+
+  ;; e^x rounded to f32 for two f64 lanes, the operations of core/expf.go in
+  ;; the same order (f64 arithmetic is exact IEEE, so the bits agree):
+  ;; k = nearest(x*log2e), r = (x - k*ln2hi) - k*ln2lo, Taylor to degree 11,
+  ;; times 2^k built from its exponent bits. Lanes outside (-120, 100) and
+  ;; NaNs are fixed up by the caller.
+  (func $exp2x (param $x v128) (result v128)
+    (local $k v128) (local $r v128) (local $p v128)
+    (local.set $k (f64x2.nearest (f64x2.mul (local.get $x) (v128.const f64x2 1.4426950408889634 1.4426950408889634))))
+    (local.set $r (f64x2.sub
+      (f64x2.sub (local.get $x) (f64x2.mul (local.get $k) (v128.const f64x2 6.93147180369123816490e-01 6.93147180369123816490e-01)))
+      (f64x2.mul (local.get $k) (v128.const f64x2 1.90821492927058770002e-10 1.90821492927058770002e-10))))
+    (local.set $p (v128.const f64x2 2.505210838544172e-08 2.505210838544172e-08))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 2.755731922398589e-07 2.755731922398589e-07)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 2.7557319223985893e-06 2.7557319223985893e-06)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 2.48015873015873e-05 2.48015873015873e-05)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.0001984126984126984 0.0001984126984126984)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.001388888888888889 0.001388888888888889)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.008333333333333333 0.008333333333333333)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.041666666666666664 0.041666666666666664)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.16666666666666666 0.16666666666666666)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 0.5 0.5)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 1 1)))
+    (local.set $p (f64x2.add (f64x2.mul (local.get $p) (local.get $r)) (v128.const f64x2 1 1)))
+    (f32x4.demote_f64x2_zero (f64x2.mul (local.get $p)
+      (i64x2.shl (i64x2.add (i64x2.extend_low_i32x4_s (i32x4.trunc_sat_f64x2_s_zero (local.get $k)))
+        (v128.const i64x2 1023 1023)) (i32.const 52)))))
+
+  ;; expf of four f32 lanes, with core/expf.go's special cases.
+  (func $expf4 (param $x v128) (result v128)
+    (local $e v128)
+    (local.set $e (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+      (call $exp2x (f64x2.promote_low_f32x4 (local.get $x)))
+      (call $exp2x (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 0 0 0 0 0 0 0 (local.get $x) (local.get $x))))))
+    (local.set $e (v128.bitselect (v128.const f32x4 inf inf inf inf) (local.get $e) (f32x4.gt (local.get $x) (v128.const f32x4 100 100 100 100))))
+    (local.set $e (v128.bitselect (v128.const i32x4 0 0 0 0) (local.get $e) (f32x4.lt (local.get $x) (v128.const f32x4 -120 -120 -120 -120))))
+    (v128.bitselect (local.get $x) (local.get $e) (f32x4.ne (local.get $x) (local.get $x))))
+
+  ;; One attention head, core/model.go's steps in one call: att[t] = (q . k_t)
+  ;; / sqrths for t < count (keys at k + t*stride floats), softmax over att
+  ;; (max, exp, sum in order of t, divide), out[i] = sum_t att[t] * v_t[i].
+  (func (export "attention")
+    (param $q i32) (param $k i32) (param $v i32) (param $stride i32) (param $hs i32) (param $count i32)
+    (param $att i32) (param $out i32) (param $sqrths f32)
+    (local $t i32) (local $mx f32) (local $x f32) (local $sum f32) (local $p i32) (local $end i32) (local $vsq v128)
+    (call $matvec_f32 (local.get $att) (local.get $k) (local.get $stride) (local.get $q) (local.get $hs) (local.get $count))
+    (local.set $end (i32.add (local.get $att) (i32.shl (local.get $count) (i32.const 2))))
+    ;; scale
+    (local.set $vsq (f32x4.splat (local.get $sqrths)))
+    (local.set $p (local.get $att))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+      (v128.store (local.get $p) (f32x4.div (v128.load (local.get $p)) (local.get $vsq)))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br $l1)))
+    (block $d2 (loop $l2
+      (br_if $d2 (i32.ge_u (local.get $p) (local.get $end)))
+      (f32.store (local.get $p) (f32.div (f32.load (local.get $p)) (local.get $sqrths)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l2)))
+    ;; max, in order (a later value replaces the max only if greater)
+    (local.set $mx (f32.load (local.get $att)))
+    (local.set $p (i32.add (local.get $att) (i32.const 4)))
+    (block $d3 (loop $l3
+      (br_if $d3 (i32.ge_u (local.get $p) (local.get $end)))
+      (local.set $x (f32.load (local.get $p)))
+      (if (f32.gt (local.get $x) (local.get $mx)) (then (local.set $mx (local.get $x))))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l3)))
+    ;; exp(x - max), four at a time
+    (local.set $vsq (f32x4.splat (local.get $mx)))
+    (local.set $p (local.get $att))
+    (block $d4 (loop $l4
+      (br_if $d4 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+      (v128.store (local.get $p) (call $expf4 (f32x4.sub (v128.load (local.get $p)) (local.get $vsq))))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br $l4)))
+    (block $d5 (loop $l5
+      (br_if $d5 (i32.ge_u (local.get $p) (local.get $end)))
+      (f32.store (local.get $p) (f32x4.extract_lane 0 (call $expf4 (f32x4.splat (f32.sub (f32.load (local.get $p)) (local.get $mx))))))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l5)))
+    ;; sum in order of t
+    (local.set $sum (f32.const 0))
+    (local.set $p (local.get $att))
+    (block $d6 (loop $l6
+      (br_if $d6 (i32.ge_u (local.get $p) (local.get $end)))
+      (local.set $sum (f32.add (local.get $sum) (f32.load (local.get $p))))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l6)))
+    ;; normalize
+    (local.set $vsq (f32x4.splat (local.get $sum)))
+    (local.set $p (local.get $att))
+    (block $d7 (loop $l7
+      (br_if $d7 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+      (v128.store (local.get $p) (f32x4.div (v128.load (local.get $p)) (local.get $vsq)))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br $l7)))
+    (block $d8 (loop $l8
+      (br_if $d8 (i32.ge_u (local.get $p) (local.get $end)))
+      (f32.store (local.get $p) (f32.div (f32.load (local.get $p)) (local.get $sum)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l8)))
+    (call $wsum_f32 (local.get $out) (local.get $att) (local.get $v) (local.get $stride) (local.get $hs) (local.get $count)))
 
   ;; Exact sum_{k<len} p[k]*q[k] of int8 vectors (8 at a time widened to i16).
   (func $dot_i8 (param $p i32) (param $q i32) (param $len i32) (result i32)

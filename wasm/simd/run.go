@@ -20,11 +20,13 @@ var Kernels []byte
 // ImportModule is the module name core imports the kernels from.
 const ImportModule = "mote_simd"
 
-// kernelFuncs are the kernel exports with their i32 parameter counts.
+// kernelFuncs are the kernel exports core imports, with their parameters
+// (i32 unless f32 says otherwise: the attention's last parameter).
 var kernelFuncs = []struct {
 	name   string
 	params int
-}{{"matvec_f32", 6}, {"wsum_f32", 6}, {"matvec_q8", 9}, {"matvec_q4", 10}}
+	f32    bool // last parameter is f32
+}{{"matvec_f32", 6, false}, {"attention", 9, true}, {"matvec_q8", 9, false}, {"matvec_q4", 10, false}}
 
 // RunWASI runs a wasip1 command module to completion in rt and returns its
 // exit code. When the module imports the SIMD kernels, they are provided.
@@ -48,6 +50,9 @@ func RunWASI(ctx context.Context, rt wazero.Runtime, guest wazero.CompiledModule
 		params := make([]api.ValueType, kf.params)
 		for i := range params {
 			params[i] = api.ValueTypeI32
+		}
+		if kf.f32 {
+			params[len(params)-1] = api.ValueTypeF32
 		}
 		var fn api.Function
 		hb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
