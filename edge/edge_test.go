@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
-	"mote/cli"
+	"mote/core"
 	"mote/edge/edgetest"
+	"mote/models"
 )
 
 var shared = filepath.Join("..", "..", "shared")
@@ -194,6 +195,36 @@ func TestReferenceText(t *testing.T) {
 	}
 }
 
+// moteRun prints what `mote run MODEL -z TOK -t temp -p topp -s seed -n
+// steps -i prompt` prints: cli/run.go's loop over core, repeated here so
+// that this package's tests do not depend on the whole command line.
+func moteRun(t testing.TB, prompt, temp, topp, seed string, steps int) string {
+	t.Helper()
+	m, _, err := models.Open(filepath.Join(shared, "models", "stories260K.bin"), filepath.Join(shared, "models", "tok512.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(s string) float64 {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	steps = m.Config.Steps(steps)
+	g := m.NewGenerator(m.NewState(steps), core.NewSampler(m.Config.VocabSize, float32(f(temp)), float32(f(topp)), uint64(f(seed))),
+		m.Tokenizer.Encode(prompt, true, false), steps)
+	var sb strings.Builder
+	for {
+		_, text, ok := g.Next()
+		if !ok {
+			break
+		}
+		sb.WriteString(text)
+	}
+	return sb.String() + "\n"
+}
+
 // TestMatchesMoteRun: prompt + text is what `mote run` prints for -n
 // (prompt tokens + max_tokens), minus its final newline.
 func TestMatchesMoteRun(t *testing.T) {
@@ -211,13 +242,8 @@ func TestMatchesMoteRun(t *testing.T) {
 	} {
 		c := complete(t, s, fmt.Sprintf(`{"prompt": %q, "max_tokens": %d, "temperature": %s, "seed": %s, "top_p": %s}`, tc.prompt, tc.n, tc.temp, tc.seed, tc.topp))
 		steps := c.Usage.PromptTokens - 1 + tc.n
-		var stdout, stderr bytes.Buffer
-		args := []string{"run", filepath.Join(shared, "models", "stories260K.bin"), "-z", filepath.Join(shared, "models", "tok512.bin"),
-			"-t", tc.temp, "-p", tc.topp, "-s", tc.seed, "-n", fmt.Sprint(steps), "-i", tc.prompt}
-		if code := cli.Main(args, &stdout, &stderr); code != 0 {
-			t.Fatalf("mote %v: exit %d: %s", args, code, stderr.String())
-		}
-		if got, want := tc.prompt+c.Choices[0].Text, strings.TrimSuffix(stdout.String(), "\n"); got != want {
+		want := moteRun(t, tc.prompt, tc.temp, tc.topp, tc.seed, steps)
+		if got := tc.prompt + c.Choices[0].Text; got != strings.TrimSuffix(want, "\n") {
 			t.Errorf("%q: differs from mote run -n %d\n got: %q\nwant: %q", tc.prompt, steps, got, want)
 		}
 	}

@@ -79,6 +79,14 @@ func (s *Server) Load(name string, data, tokenizer []byte) (engine.ModelInfo, er
 	return mi, nil
 }
 
+// LoadFailed records a model that could not be fetched, for /healthz.
+func (s *Server) LoadFailed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loadFails.Add(1)
+	s.lastFail = err.Error()
+}
+
 // Loads is the number of models loaded so far.
 func (s *Server) Loads() int64 { return s.loads.Load() }
 
@@ -225,7 +233,8 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
-	reqHeaders := r.Header.Get("Access-Control-Request-Headers")
+	// (joined: syumai/workers splits header values at commas)
+	reqHeaders := strings.Join(r.Header.Values("Access-Control-Request-Headers"), ",")
 	if reqHeaders == "" || len(reqHeaders) > 1024 {
 		reqHeaders = "Authorization, Content-Type"
 	}

@@ -1,0 +1,187 @@
+//go:build js && wasm
+
+// Command worker is mote's Cloudflare Worker build (GOOS=js GOARCH=wasm,
+// dist/edge/app.wasm): it serves edge.Server through
+// github.com/syumai/workers and stays resident. The glue (edge/glue/worker.mjs)
+// starts it once per isolate, on the first request, and hands it the model
+// bytes through the functions registered here.
+//
+// Why not syumai/workers' Serve and generated glue: they start a new Go
+// instance for every request and end it after the response, so the model
+// would load on every request. ServeNonBlock + Ready registers the handler
+// and returns; main then blocks for good, and the glue calls the registered
+// handleRequest for each request with one permanent runtime context object.
+//
+// Model loading (all synchronous, no goroutine; errors come back as JS Error
+// objects, which the glue throws):
+//
+//	context.binding.modelBegin(size)              reserve size bytes
+//	context.binding.modelPart(uint8Array)         append a part (any number)
+//	context.binding.modelEnd(name, tokenizer?)    load what was appended
+//	context.binding.modelFail(message)            a fetch failed: record it for /healthz
+//
+// so the glue can stream a model from static assets or R2 chunk by chunk
+// without holding it whole in JavaScript.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"syscall/js"
+
+	"github.com/syumai/workers"
+	"github.com/syumai/workers/cloudflare"
+
+	"mote/edge"
+)
+
+const (
+	// maxModelBytes bounds modelBegin: far above what fits in an isolate's
+	// 128 MB, well below wasm32's 4 GiB.
+	maxModelBytes = 1 << 30
+	// defaultMemoryLimit keeps Go's heap under the 128 MB isolate limit
+	// with room for JavaScript's (wasm memory never shrinks; measured in
+	// TOOLCHAIN.md: without a limit a 100 MB model grew to 204 MiB).
+	defaultMemoryLimit = 110 << 20
+	envMemoryLimit     = "MOTE_GO_MEMORY_LIMIT_MB"
+	envTestCrash       = "MOTE_TEST_CRASH_PATH"
+)
+
+func main() {
+	context := js.Global().Get("context")
+	var srv *edge.Server
+	cfg, err := edge.ConfigFromEnv(cloudflare.Getenv)
+	if err != nil {
+		srv = edge.Broken(err)
+	} else {
+		srv = edge.New(cfg)
+	}
+	limit := int64(defaultMemoryLimit)
+	if s := cloudflare.Getenv(envMemoryLimit); s != "" {
+		if mb, err := strconv.Atoi(s); err == nil && mb > 0 && mb < 4096 {
+			limit = int64(mb) << 20
+		}
+	}
+	debug.SetMemoryLimit(limit)
+
+	srv.HealthExtra = func(h map[string]any) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		h["go_instances"] = context.Get("instances").Int()
+		h["go_heap_bytes"] = ms.HeapAlloc
+		h["go_sys_bytes"] = ms.Sys
+		h["go_memory_limit"] = limit
+	}
+	var handler http.Handler = srv
+	if p := cloudflare.Getenv(envTestCrash); p != "" {
+		handler = crashAt(p, srv)
+	}
+
+	ld := &loader{srv: srv}
+	b := context.Get("binding")
+	b.Set("modelBegin", fn(ld.begin))
+	b.Set("modelPart", fn(ld.part))
+	b.Set("modelEnd", fn(ld.end))
+	b.Set("modelFail", fn(func(args []js.Value) (any, error) {
+		ld.buf = nil
+		if len(args) == 1 && args[0].Type() == js.TypeString {
+			srv.LoadFailed(errors.New(args[0].String()))
+		}
+		return nil, nil
+	}))
+
+	workers.ServeNonBlock(handler)
+	workers.Ready()
+	select {}
+}
+
+// crashAt ends the Go program on a request to path, to test the glue's
+// recovery; only for test configurations (MOTE_TEST_CRASH_PATH).
+func crashAt(path string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			go func() { panic("mote: crash requested by " + envTestCrash) }()
+			select {}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fn wraps a Go function as a JS function that returns an Error object on
+// failure or panic (a Go function called from JS cannot throw).
+func fn(f func([]js.Value) (any, error)) js.Func {
+	return js.FuncOf(func(_ js.Value, args []js.Value) (res any) {
+		defer func() {
+			if p := recover(); p != nil {
+				res = js.Global().Get("Error").New(fmt.Sprintf("mote: internal error: %v", p))
+			}
+		}()
+		v, err := f(args)
+		if err != nil {
+			return js.Global().Get("Error").New(err.Error())
+		}
+		return v
+	})
+}
+
+// loader collects a model's bytes from JavaScript.
+type loader struct {
+	srv  *edge.Server
+	buf  []byte
+	size int
+}
+
+var errArgs = errors.New("mote: bad arguments")
+
+func (l *loader) begin(args []js.Value) (any, error) {
+	if len(args) != 1 || args[0].Type() != js.TypeNumber {
+		return nil, fmt.Errorf("%w: modelBegin(size)", errArgs)
+	}
+	n := args[0].Float()
+	if !(n >= 1 && n <= maxModelBytes) {
+		return nil, fmt.Errorf("%w: model size %v outside 1..%d", errArgs, n, maxModelBytes)
+	}
+	l.size = int(n)
+	l.buf = make([]byte, 0, l.size)
+	return nil, nil
+}
+
+func (l *loader) part(args []js.Value) (any, error) {
+	if len(args) != 1 || !args[0].InstanceOf(js.Global().Get("Uint8Array")) {
+		return nil, fmt.Errorf("%w: modelPart(uint8Array)", errArgs)
+	}
+	n := args[0].Length()
+	if l.buf == nil || len(l.buf)+n > l.size {
+		return nil, fmt.Errorf("%w: modelPart: %d more bytes than the %d announced", errArgs, len(l.buf)+n-l.size, l.size)
+	}
+	at := len(l.buf)
+	l.buf = l.buf[:at+n]
+	js.CopyBytesToGo(l.buf[at:], args[0])
+	return nil, nil
+}
+
+func (l *loader) end(args []js.Value) (any, error) {
+	if len(args) < 1 || args[0].Type() != js.TypeString {
+		return nil, fmt.Errorf("%w: modelEnd(name, tokenizer?)", errArgs)
+	}
+	data := l.buf
+	l.buf = nil
+	if len(data) != l.size {
+		return nil, fmt.Errorf("%w: modelEnd: got %d of %d bytes", errArgs, len(data), l.size)
+	}
+	var tok []byte
+	if len(args) > 1 && args[1].InstanceOf(js.Global().Get("Uint8Array")) {
+		tok = make([]byte, args[1].Length())
+		js.CopyBytesToGo(tok, args[1])
+	}
+	mi, err := l.srv.Load(args[0].String(), data, tok)
+	if err != nil {
+		return nil, err
+	}
+	runtime.GC() // the file's bytes are garbage now; give their pages back to the heap
+	return map[string]any{"name": mi.Name, "params": mi.Params, "dtype": mi.DType, "seq_len": mi.Config.SeqLen}, nil
+}
