@@ -23,7 +23,6 @@
 import "./wasm_exec.js";
 import { app, kernels, bundled } from "./manifest.mjs";
 
-const kernelFuncs = ["matvec_f32", "wsum_f32", "matvec_q8", "matvec_q4"];
 const retryLoadMs = 5000;
 
 // The runtime context syumai/workers reads (as globalThis.context): one
@@ -42,9 +41,13 @@ async function start() {
 	const imports = { ...go.importObject, workers: { ready: () => ready() } };
 	let kernel = null;
 	if (kernels) {
+		// one trampoline per function Go imports from "mote_simd"
 		imports.mote_simd = {};
-		for (const name of kernelFuncs) {
-			imports.mote_simd[name] = (...args) => kernel.exports[name](...args);
+		for (const imp of WebAssembly.Module.imports(app)) {
+			if (imp.module === "mote_simd" && imp.kind === "function") {
+				const name = imp.name;
+				imports.mote_simd[name] = (...args) => kernel.exports[name](...args);
+			}
 		}
 	}
 	const instance = new WebAssembly.Instance(app, imports);

@@ -54,14 +54,14 @@ const (
 func main() {
 	context := js.Global().Get("context")
 	var srv *edge.Server
-	cfg, err := edge.ConfigFromEnv(cloudflare.Getenv)
+	cfg, err := edge.ConfigFromEnv(getenv)
 	if err != nil {
 		srv = edge.Broken(err)
 	} else {
 		srv = edge.New(cfg)
 	}
 	limit := int64(defaultMemoryLimit)
-	if s := cloudflare.Getenv(envMemoryLimit); s != "" {
+	if s := getenv(envMemoryLimit); s != "" {
 		if mb, err := strconv.Atoi(s); err == nil && mb > 0 && mb < 4096 {
 			limit = int64(mb) << 20
 		}
@@ -77,7 +77,7 @@ func main() {
 		h["go_memory_limit"] = limit
 	}
 	var handler http.Handler = srv
-	if p := cloudflare.Getenv(envTestCrash); p != "" {
+	if p := getenv(envTestCrash); p != "" {
 		handler = crashAt(p, srv)
 	}
 
@@ -97,6 +97,17 @@ func main() {
 	workers.ServeNonBlock(handler)
 	workers.Ready()
 	select {}
+}
+
+// getenv reads a text binding of the Worker's env; anything else (unset,
+// null as workerd gives for an unset fromEnvironment, a service binding)
+// reads as "".
+func getenv(name string) string {
+	v := cloudflare.GetBinding(name)
+	if v.Type() != js.TypeString {
+		return ""
+	}
+	return v.String()
 }
 
 // crashAt ends the Go program on a request to path, to test the glue's
