@@ -60,7 +60,7 @@ func NewQVec(n, gs int) QVec {
 }
 
 // QuantizeQ8 fills q from x (see quantizeQ8).
-func QuantizeQ8(q *QVec, x []float32) { quantizeQ8(q.Q, q.S, x, q.GroupSize) }
+func QuantizeQ8(q *QVec, x []float32) { quantizeQ8Fast(q.Q, q.S, x, q.GroupSize) }
 
 // quantizeQ8 quantizes x into q in groups of gs (the last may be shorter):
 // scale = max|x|/127, q = round(x/scale), as llama2.c's runq does.
@@ -331,22 +331,12 @@ type Parallel interface {
 // each a left-to-right float32 sum), softmax over att, then
 // out[i] = Σ_t att[t]·v_t[i] summed in order of t.
 func attendHeadRef(q, k, v []float32, stride int, att, out []float32, sqrtHS float32) {
+	attScores(att, k, stride, q)
 	for t := range att {
-		kt := k[t*stride : t*stride+len(q)]
-		var score float32
-		for i, qv := range q {
-			score += float32(qv * kt[i])
-		}
-		att[t] = score / sqrtHS
+		att[t] /= sqrtHS
 	}
 	softmax(att)
-	clear(out)
-	for t, a := range att {
-		vt := v[t*stride : t*stride+len(out)]
-		for i := range out {
-			out[i] += float32(a * vt[i])
-		}
-	}
+	attWsum(out, att, v, stride)
 }
 
 // rmsnorm writes o = weight * x / rms(x), in llama2.c's order of operations.
@@ -381,5 +371,29 @@ func softmax(x []float32) {
 	}
 	for i := range x {
 		x[i] /= sum
+	}
+}
+
+// attScores writes att[t] = q·k_t for the keys at k[t*stride:], t < len(att),
+// each a left-to-right float32 sum (the score step of attendHeadRef).
+func attScores(att, k []float32, stride int, q []float32) {
+	for t := range att {
+		kt := k[t*stride : t*stride+len(q)]
+		var score float32
+		for i, qv := range q {
+			score += float32(qv * kt[i])
+		}
+		att[t] = score
+	}
+}
+
+// attWsum writes out[i] = Σ_t att[t]·v[t*stride+i], summed in order of t.
+func attWsum(out, att, v []float32, stride int) {
+	clear(out)
+	for t, a := range att {
+		vt := v[t*stride : t*stride+len(out)]
+		for i := range out {
+			out[i] += float32(a * vt[i])
+		}
 	}
 }

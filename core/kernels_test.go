@@ -248,6 +248,22 @@ func TestFastKernelsMatchRef(t *testing.T) {
 			sameBits(t, fmt.Sprintf("attention weights n=%d t=%d", n, rows), att, attRef)
 			sameBits(t, fmt.Sprintf("attention n=%d t=%d", n, rows), out, outRef)
 		}
+		for _, gs := range []int{1, 3, 4, 8, 16, 32, n} {
+			x := randF32(r, n, 5)
+			x[n/2] = 0
+			if n > 8 {
+				clear(x[:min(gs, n)]) // an all-zero group
+			}
+			q, qr := NewQVec(n, gs), NewQVec(n, gs)
+			quantizeQ8Fast(q.Q, q.S, x, gs)
+			quantizeQ8(qr.Q, qr.S, x, gs)
+			sameBits(t, fmt.Sprintf("quantize scales n=%d gs=%d", n, gs), q.S, qr.S)
+			for j := range q.Q {
+				if q.Q[j] != qr.Q[j] {
+					t.Fatalf("quantize n=%d gs=%d j=%d: %d != %d (x=%v)", n, gs, j, q.Q[j], qr.Q[j], x[j])
+				}
+			}
+		}
 		for _, p := range groupPairs(n) {
 			gw, ga := p[0], p[1]
 			rows := 6

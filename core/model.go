@@ -199,7 +199,7 @@ func (s *State) matVec(out []float32, w *Mat, x []float32, xq *QVec) {
 // quantizeFor fills qv from x when qv is in use and m is quantized.
 func quantizeFor(qv *QVec, x []float32, m *Mat) {
 	if qv != nil && m.Type != F32 {
-		quantizeQ8(qv.Q, qv.S, x, qv.GroupSize)
+		quantizeQ8Fast(qv.Q, qv.S, x, qv.GroupSize)
 	}
 }
 

@@ -11,3 +11,5 @@ func matVecF32Fast(out, w, x []float32, n, r0, r1 int) { matVecF32(out, w, x, n,
 func attendHead(q, k, v []float32, stride int, att, out []float32, sqrtHS float32) {
 	attendHeadRef(q, k, v, stride, att, out, sqrtHS)
 }
+
+func quantizeQ8Fast(q []int8, s []float32, x []float32, gs int) { quantizeQ8(q, s, x, gs) }

@@ -17,6 +17,9 @@ func simdMatVecF32(out, w unsafe.Pointer, stride int32, x unsafe.Pointer, n, row
 //go:wasmimport mote_simd attention
 func simdAttention(q, k, v unsafe.Pointer, stride, hs, count int32, att, out unsafe.Pointer, sqrths float32)
 
+//go:wasmimport mote_simd quantize_q8
+func simdQuantizeQ8(x unsafe.Pointer, n, ga int32, q, s unsafe.Pointer)
+
 //go:wasmimport mote_simd matvec_q8
 func simdMatVecQ8(out, w, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 
@@ -72,4 +75,14 @@ func attendHead(q, k, v []float32, stride int, att, out []float32, sqrtHS float3
 	_ = out[n-1]
 	simdAttention(unsafe.Pointer(&q[0]), unsafe.Pointer(&k[0]), unsafe.Pointer(&v[0]), int32(stride), int32(n),
 		int32(len(att)), unsafe.Pointer(&att[0]), unsafe.Pointer(&out[0]), sqrtHS)
+}
+
+func quantizeQ8Fast(q []int8, s []float32, x []float32, gs int) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	_ = q[n-1]
+	_ = s[(n-1)/gs]
+	simdQuantizeQ8(unsafe.Pointer(&x[0]), int32(n), int32(gs), unsafe.Pointer(&q[0]), unsafe.Pointer(&s[0]))
 }

@@ -236,6 +236,68 @@
       (br $l8)))
     (call $wsum_f32 (local.get $out) (local.get $att) (local.get $v) (local.get $stride) (local.get $hs) (local.get $count)))
 
+  ;; Quantizes x[0..n) to int8 in groups of ga (the last may be shorter), as
+  ;; core's quantizeQ8: scale = max|x| / 127, q = x/scale rounded half away
+  ;; from zero (in f64, where x/scale + 0.5 is exact), all-zero groups get
+  ;; scale 0 and zeros.
+  (func $round4 (param $v v128) (result v128)
+    ;; four f32 lanes, rounded half away from zero, as i32 lanes
+    (local $lo v128) (local $hi v128)
+    (local.set $lo (f64x2.promote_low_f32x4 (local.get $v)))
+    (local.set $hi (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 0 0 0 0 0 0 0 (local.get $v) (local.get $v))))
+    (local.set $lo (f64x2.trunc (f64x2.add (local.get $lo)
+      (v128.or (v128.const f64x2 0.5 0.5) (v128.and (local.get $lo) (v128.const i64x2 0x8000000000000000 0x8000000000000000))))))
+    (local.set $hi (f64x2.trunc (f64x2.add (local.get $hi)
+      (v128.or (v128.const f64x2 0.5 0.5) (v128.and (local.get $hi) (v128.const i64x2 0x8000000000000000 0x8000000000000000))))))
+    (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
+      (i32x4.trunc_sat_f64x2_s_zero (local.get $lo)) (i32x4.trunc_sat_f64x2_s_zero (local.get $hi))))
+
+  (func (export "quantize_q8") (param $x i32) (param $n i32) (param $ga i32) (param $q i32) (param $s i32)
+    (local $j0 i32) (local $j1 i32) (local $j i32) (local $amax v128) (local $m f32) (local $scale f32) (local $vs v128) (local $r v128)
+    (block $gd
+      (loop $gl
+        (br_if $gd (i32.ge_s (local.get $j0) (local.get $n)))
+        (local.set $j1 (i32.add (local.get $j0) (local.get $ga)))
+        (if (i32.gt_s (local.get $j1) (local.get $n)) (then (local.set $j1 (local.get $n))))
+        ;; max |x| over the group
+        (local.set $amax (v128.const i32x4 0 0 0 0))
+        (local.set $j (local.get $j0))
+        (block $md (loop $ml
+          (br_if $md (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $j1)))
+          (local.set $amax (f32x4.max (local.get $amax) (f32x4.abs (v128.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $ml)))
+        (block $md1 (loop $ml1
+          (br_if $md1 (i32.ge_s (local.get $j) (local.get $j1)))
+          (local.set $amax (f32x4.max (local.get $amax) (f32x4.splat (f32.abs (f32.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2))))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $ml1)))
+        (local.set $m (f32.max (f32.max (f32x4.extract_lane 0 (local.get $amax)) (f32x4.extract_lane 1 (local.get $amax)))
+                               (f32.max (f32x4.extract_lane 2 (local.get $amax)) (f32x4.extract_lane 3 (local.get $amax)))))
+        (local.set $scale (f32.div (local.get $m) (f32.const 127)))
+        (f32.store (i32.add (local.get $s) (i32.shl (i32.div_u (local.get $j0) (local.get $ga)) (i32.const 2))) (local.get $scale))
+        (local.set $vs (f32x4.splat (local.get $scale)))
+        (local.set $j (local.get $j0))
+        (block $qd (loop $ql
+          (br_if $qd (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $j1)))
+          (if (f32.eq (local.get $scale) (f32.const 0))
+            (then (local.set $r (v128.const i32x4 0 0 0 0)))
+            (else (local.set $r (call $round4 (f32x4.div (v128.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))) (local.get $vs))))))
+          (v128.store32_lane 0 (i32.add (local.get $q) (local.get $j))
+            (i8x16.narrow_i16x8_s (i16x8.narrow_i32x4_s (local.get $r) (local.get $r)) (i16x8.narrow_i32x4_s (local.get $r) (local.get $r))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $ql)))
+        (block $qd1 (loop $ql1
+          (br_if $qd1 (i32.ge_s (local.get $j) (local.get $j1)))
+          (if (f32.eq (local.get $scale) (f32.const 0))
+            (then (local.set $r (v128.const i32x4 0 0 0 0)))
+            (else (local.set $r (call $round4 (f32x4.splat (f32.div (f32.load (i32.add (local.get $x) (i32.shl (local.get $j) (i32.const 2)))) (local.get $scale)))))))
+          (i32.store8 (i32.add (local.get $q) (local.get $j)) (i32x4.extract_lane 0 (local.get $r)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $ql1)))
+        (local.set $j0 (local.get $j1))
+        (br $gl))))
+
   ;; Exact sum_{k<len} p[k]*q[k] of int8 vectors (8 at a time widened to i16).
   (func $dot_i8 (param $p i32) (param $q i32) (param $len i32) (result i32)
     (local $k i32) (local $acc v128) (local $s i32)
@@ -354,11 +416,110 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rl))))
 
+  ;; Four int8 rows at once (lane k holds row r+k): each 8 activations are
+  ;; widened once for four rows, and the four rows' integer sums of a group
+  ;; are reduced together. Per row the float work is matvec_q's, in its order.
+  ;; Returns the number of rows done (a multiple of 4); matvec_q does the rest.
+  (func $matvec_q8x4 (param $out i32) (param $w i32) (param $ws i32)
+    (param $xq i32) (param $xs i32) (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32) (result i32)
+    (local $r i32) (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $gpr i32) (local $g i32)
+    (local $j0 i32) (local $j1 i32) (local $a0 i32) (local $a1 i32) (local $k i32)
+    (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x8 v128) (local $isum v128)
+    (local $acc v128) (local $val v128) (local $t0 i32) (local $t1 i32) (local $t2 i32) (local $t3 i32) (local $xv i32) (local $sp i32)
+    (local.set $gpr (i32.div_u (i32.sub (i32.add (local.get $n) (local.get $gw)) (i32.const 1)) (local.get $gw)))
+    (block $rd
+      (loop $rl
+        (br_if $rd (i32.gt_s (i32.add (local.get $r) (i32.const 4)) (local.get $rows)))
+        (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $n))))
+        (local.set $p1 (i32.add (local.get $p0) (local.get $n)))
+        (local.set $p2 (i32.add (local.get $p1) (local.get $n)))
+        (local.set $p3 (i32.add (local.get $p2) (local.get $n)))
+        (local.set $val (v128.const i32x4 0 0 0 0))
+        (local.set $g (i32.const 0))
+        (local.set $j0 (i32.const 0))
+        (block $gd
+          (loop $gl
+            (br_if $gd (i32.ge_s (local.get $j0) (local.get $n)))
+            (local.set $j1 (i32.add (local.get $j0) (local.get $gw)))
+            (if (i32.gt_s (local.get $j1) (local.get $n)) (then (local.set $j1 (local.get $n))))
+            (local.set $acc (v128.const i32x4 0 0 0 0))
+            (local.set $a0 (local.get $j0))
+            (block $ad
+              (loop $al
+                (br_if $ad (i32.ge_s (local.get $a0) (local.get $j1)))
+                (local.set $a1 (i32.add (local.get $a0) (local.get $ga)))
+                (if (i32.gt_s (local.get $a1) (local.get $j1)) (then (local.set $a1 (local.get $j1))))
+                (local.set $c0 (v128.const i32x4 0 0 0 0))
+                (local.set $c1 (v128.const i32x4 0 0 0 0))
+                (local.set $c2 (v128.const i32x4 0 0 0 0))
+                (local.set $c3 (v128.const i32x4 0 0 0 0))
+                (local.set $k (local.get $a0))
+                (block $kd
+                  (loop $kl
+                    (br_if $kd (i32.gt_s (i32.add (local.get $k) (i32.const 8)) (local.get $a1)))
+                    (local.set $x8 (v128.load8x8_s (i32.add (local.get $xq) (local.get $k))))
+                    (local.set $c0 (i32x4.add (local.get $c0) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p0) (local.get $k))) (local.get $x8))))
+                    (local.set $c1 (i32x4.add (local.get $c1) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p1) (local.get $k))) (local.get $x8))))
+                    (local.set $c2 (i32x4.add (local.get $c2) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p2) (local.get $k))) (local.get $x8))))
+                    (local.set $c3 (i32x4.add (local.get $c3) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p3) (local.get $k))) (local.get $x8))))
+                    (local.set $k (i32.add (local.get $k) (i32.const 8)))
+                    (br $kl)))
+                ;; reduce: lane i of isum = total of c_i
+                (local.set $c0 (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c0) (local.get $c1))))
+                (local.set $c2 (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c2) (local.get $c3))
+                  (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $c2) (local.get $c3))))
+                (local.set $isum (i32x4.add
+                  (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $c0) (local.get $c2))
+                  (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $c0) (local.get $c2))))
+                ;; the group's last a1-k values, one at a time
+                (if (i32.lt_s (local.get $k) (local.get $a1)) (then
+                  (local.set $t0 (i32.const 0)) (local.set $t1 (i32.const 0)) (local.set $t2 (i32.const 0)) (local.set $t3 (i32.const 0))
+                  (block $td (loop $tl
+                    (br_if $td (i32.ge_s (local.get $k) (local.get $a1)))
+                    (local.set $xv (i32.load8_s (i32.add (local.get $xq) (local.get $k))))
+                    (local.set $t0 (i32.add (local.get $t0) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p0) (local.get $k))))))
+                    (local.set $t1 (i32.add (local.get $t1) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p1) (local.get $k))))))
+                    (local.set $t2 (i32.add (local.get $t2) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p2) (local.get $k))))))
+                    (local.set $t3 (i32.add (local.get $t3) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p3) (local.get $k))))))
+                    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+                    (br $tl)))
+                  (local.set $isum (i32x4.add (local.get $isum)
+                    (i32x4.replace_lane 3 (i32x4.replace_lane 2 (i32x4.replace_lane 1 (i32x4.splat (local.get $t0)) (local.get $t1)) (local.get $t2)) (local.get $t3))))))
+                (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (local.get $isum))
+                  (v128.load32_splat (i32.add (local.get $xs) (i32.shl (i32.div_u (local.get $a0) (local.get $ga)) (i32.const 2)))))))
+                (local.set $a0 (i32.add (local.get $a0) (local.get $ga)))
+                (br $al)))
+            ;; the four rows' scales of group g
+            (local.set $sp (i32.add (local.get $ws) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $gpr)) (local.get $g)) (i32.const 2))))
+            (local.set $val (f32x4.add (local.get $val) (f32x4.mul (local.get $acc)
+              (f32x4.replace_lane 3 (f32x4.replace_lane 2 (f32x4.replace_lane 1 (v128.load32_splat (local.get $sp))
+                (f32.load (i32.add (local.get $sp) (i32.shl (local.get $gpr) (i32.const 2)))))
+                (f32.load (i32.add (local.get $sp) (i32.shl (local.get $gpr) (i32.const 3)))))
+                (f32.load (i32.add (local.get $sp) (i32.mul (local.get $gpr) (i32.const 12))))))))
+            (local.set $g (i32.add (local.get $g) (i32.const 1)))
+            (local.set $j0 (i32.add (local.get $j0) (local.get $gw)))
+            (br $gl)))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))) (local.get $val))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $rl)))
+    (local.get $r))
+
   (func (export "matvec_q8")
     (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
     (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
-    (call $matvec_q (i32.const 0) (local.get $out) (local.get $w) (i32.const 0) (local.get $ws)
+    (local $done i32)
+    (local.set $done (call $matvec_q8x4 (local.get $out) (local.get $w) (local.get $ws)
       (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+    (call $matvec_q (i32.const 0)
+      (i32.add (local.get $out) (i32.shl (local.get $done) (i32.const 2)))
+      (i32.add (local.get $w) (i32.mul (local.get $done) (local.get $n)))
+      (i32.const 0)
+      (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $done)
+        (i32.div_u (i32.sub (i32.add (local.get $n) (local.get $gw)) (i32.const 1)) (local.get $gw))) (i32.const 2)))
+      (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (i32.sub (local.get $rows) (local.get $done))))
 
   (func (export "matvec_q4")
     (param $out i32) (param $w i32) (param $cb i32) (param $ws i32) (param $xq i32) (param $xs i32)

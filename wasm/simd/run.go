@@ -26,7 +26,7 @@ var kernelFuncs = []struct {
 	name   string
 	params int
 	f32    bool // last parameter is f32
-}{{"matvec_f32", 6, false}, {"attention", 9, true}, {"matvec_q8", 9, false}, {"matvec_q4", 10, false}}
+}{{"matvec_f32", 6, false}, {"attention", 9, true}, {"matvec_q8", 9, false}, {"matvec_q4", 10, false}, {"quantize_q8", 5, false}}
 
 // RunWASI runs a wasip1 command module to completion in rt and returns its
 // exit code. When the module imports the SIMD kernels, they are provided.
