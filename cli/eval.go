@@ -1,10 +1,229 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"mote/core"
+	"mote/models"
+	"mote/quant"
 )
 
+// evalOpts are mote eval's flags.
+type evalOpts struct {
+	model, base, text, tokenizer string
+	ctx, maxCtx                  int
+	docs, json                   bool
+	threads                      int
+}
+
+func parseEval(args []string) (evalOpts, error) {
+	o := evalOpts{maxCtx: 512}
+	var err error
+	o.model, args, err = modelArg(args)
+	if err != nil {
+		return o, err
+	}
+	ctxSet, maxSet := false, false
+	for i := 0; i < len(args); i++ {
+		flag := args[i]
+		val := func() (string, error) {
+			if i+1 >= len(args) {
+				return "", fmt.Errorf("%w: flag %s needs a value", errUsage, flag)
+			}
+			i++
+			return args[i], nil
+		}
+		num := func() (int, error) {
+			v, err := val()
+			if err != nil {
+				return 0, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("%w: bad value %q for %s", errUsage, v, flag)
+			}
+			return n, nil
+		}
+		switch flag {
+		case "--base":
+			o.base, err = val()
+		case "--text":
+			o.text, err = val()
+		case "-z", "--tokenizer":
+			o.tokenizer, err = val()
+		case "--ctx":
+			o.ctx, err = num()
+			ctxSet = true
+		case "--max-ctx":
+			o.maxCtx, err = num()
+			maxSet = true
+		case "--threads":
+			o.threads, err = num()
+		case "--docs":
+			o.docs = true
+		case "--json":
+			o.json = true
+		default:
+			err = fmt.Errorf("%w: unknown flag %s", errUsage, flag)
+		}
+		if err != nil {
+			return o, err
+		}
+	}
+	switch {
+	case o.text == "":
+		return o, fmt.Errorf("%w: eval needs --text FILE", errUsage)
+	case o.docs && ctxSet:
+		return o, fmt.Errorf("%w: --ctx and --docs exclude each other", errUsage)
+	case maxSet && !o.docs:
+		return o, fmt.Errorf("%w: --max-ctx goes with --docs", errUsage)
+	case !o.docs && !ctxSet:
+		o.ctx = 256
+	}
+	return o, nil
+}
+
+// evalProgressMin is the number of forward positions from which eval shows
+// a progress bar on stderr (20,000 take a few seconds on one core).
+var evalProgressMin = 20000
+
+// evalReport is the --json output: one line, fields in a fixed order.
+type evalReport struct {
+	Model         string   `json:"model"`
+	Base          string   `json:"base,omitempty"`
+	Protocol      string   `json:"protocol"`
+	Ctx           int      `json:"ctx"`
+	Segments      int      `json:"segments"`
+	ScoredTokens  int      `json:"scored_tokens"`
+	PPL           float64  `json:"ppl"`
+	NLL           float64  `json:"nll"`
+	BasePPL       *float64 `json:"base_ppl"`
+	LnPPLRatio    *float64 `json:"ln_ppl_ratio"`
+	KLDMean       *float64 `json:"kld_mean"`
+	KLDP99        *float64 `json:"kld_p99"`
+	KLDMax        *float64 `json:"kld_max"`
+	Top1          *float64 `json:"top1"`
+	RMSDp         *float64 `json:"rms_dp"`
+	FileBytes     int64    `json:"file_bytes"`
+	Weights       int64    `json:"weights"`
+	BitsPerWeight float64  `json:"bits_per_weight"`
+	ActGroup      int      `json:"act_group"`
+	Seconds       float64  `json:"seconds"`
+}
+
 func cmdEval(args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("eval: not built yet")
+	o, err := parseEval(args)
+	if err != nil {
+		return err
+	}
+	m, info, err := loadModel(o.model, o.tokenizer)
+	if err != nil {
+		return err
+	}
+	var base *core.Model
+	if o.base != "" {
+		if base, _, err = models.Open(o.base, ""); err != nil {
+			return err
+		}
+		if base.Config.VocabSize != m.Config.VocabSize {
+			return fmt.Errorf("eval: %s has %d tokens, %s %d: not the same vocabulary", o.model, m.Config.VocabSize, o.base, base.Config.VocabSize)
+		}
+	}
+	raw, err := os.ReadFile(o.text)
+	if err != nil {
+		return err
+	}
+	text := string(raw)
+	start := time.Now()
+	var segs []quant.Segment
+	rep := evalReport{Model: o.model, Base: o.base}
+	if o.docs {
+		if o.maxCtx > m.Config.SeqLen {
+			return fmt.Errorf("%w: --max-ctx %d exceeds the model's context of %d", errUsage, o.maxCtx, m.Config.SeqLen)
+		}
+		segs, err = quant.DocSegments(m.Tokenizer, text, o.maxCtx)
+		rep.Protocol, rep.Ctx = "docs", o.maxCtx
+	} else {
+		if o.ctx > m.Config.SeqLen {
+			return fmt.Errorf("%w: --ctx %d exceeds the model's context of %d", errUsage, o.ctx, m.Config.SeqLen)
+		}
+		toks := quant.TextTokens(m.Tokenizer, text)
+		segs, err = quant.ChunkSegments(toks, o.ctx, m.Tokenizer.BOS)
+		rep.Protocol, rep.Ctx = "ctx", o.ctx
+	}
+	if err != nil {
+		return err
+	}
+	opt := quant.Options{Workers: o.threads}
+	positions := 0
+	for _, s := range segs {
+		positions += len(s.Tokens) - 1
+	}
+	if positions >= evalProgressMin {
+		bar := progressbar.NewOptions(len(segs), progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("eval"), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(250*time.Millisecond), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+		opt.Progress = func(done int) { bar.Set(done) }
+	}
+	r, err := quant.Evaluate(m, base, segs, opt)
+	if err != nil {
+		return err
+	}
+	rep.Segments, rep.ScoredTokens = len(segs), r.Scored
+	rep.PPL, rep.NLL = r.PPL, r.NLL
+	if r.HasBase {
+		f := func(v float64) *float64 { return &v }
+		rep.BasePPL, rep.LnPPLRatio = f(r.BasePPL), f(r.LnRatio)
+		rep.KLDMean, rep.KLDP99, rep.KLDMax = f(r.KLDMean), f(r.KLDP99), f(r.KLDMax)
+		rep.Top1, rep.RMSDp = f(r.Top1), f(r.RMSDp)
+	}
+	rep.FileBytes = info.FileBytes
+	rep.Weights = m.Config.NumWeights(m.SharedClassifier())
+	rep.BitsPerWeight = float64(rep.FileBytes) * 8 / float64(rep.Weights)
+	rep.ActGroup = m.ActGroup
+	rep.Seconds = time.Since(start).Seconds()
+	if o.json {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	return writeEvalText(stdout, &rep, r)
+}
+
+func writeEvalText(w io.Writer, rep *evalReport, r *quant.Result) error {
+	var b strings.Builder
+	act := "float32"
+	if rep.ActGroup > 0 {
+		act = fmt.Sprintf("int8 in groups of %d", rep.ActGroup)
+	}
+	fmt.Fprintf(&b, "model            %s\n", rep.Model)
+	fmt.Fprintf(&b, "file             %d bytes, %d weights, %.3f bits per weight; activations %s\n", rep.FileBytes, rep.Weights, rep.BitsPerWeight, act)
+	if rep.Protocol == "docs" {
+		fmt.Fprintf(&b, "protocol         per document, at most %d tokens: %d documents, %d scored tokens\n", rep.Ctx, rep.Segments, rep.ScoredTokens)
+	} else {
+		fmt.Fprintf(&b, "protocol         llama-perplexity, context %d: %d chunks, %d scored tokens\n", rep.Ctx, rep.Segments, rep.ScoredTokens)
+	}
+	fmt.Fprintf(&b, "PPL              %.4f (mean NLL %.6f)\n", r.PPL, r.NLL)
+	if r.HasBase {
+		fmt.Fprintf(&b, "base             %s: PPL %.4f (mean NLL %.6f)\n", rep.Base, r.BasePPL, r.BaseNLL)
+		fmt.Fprintf(&b, "ln(PPL/PPL_base) %.6f\n", r.LnRatio)
+		fmt.Fprintf(&b, "KLD              mean %.6f, 99%% %.6f, max %.6f\n", r.KLDMean, r.KLDP99, r.KLDMax)
+		fmt.Fprintf(&b, "top-1 agreement  %.3f %%\n", 100*r.Top1)
+		fmt.Fprintf(&b, "RMS Δp           %.3f %%\n", 100*r.RMSDp)
+	}
+	fmt.Fprintf(&b, "time             %.1f s\n", rep.Seconds)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
