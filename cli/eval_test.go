@@ -98,9 +98,9 @@ func TestEvalUsageErrors(t *testing.T) {
 	tok := sharedPath("models", "tok512.bin")
 	text := sharedPath("models", "tinystories-valid-first1000.txt")
 	for _, args := range [][]string{
-		{"eval", model, "-z", tok},                                    // no --text
-		{"eval", model, "-z", tok, "--text", text, "--ctx", "0"},      // bad ctx
-		{"eval", model, "-z", tok, "--text", text, "--ctx", "x"},      // bad ctx
+		{"eval", model, "-z", tok},                               // no --text
+		{"eval", model, "-z", tok, "--text", text, "--ctx", "0"}, // bad ctx
+		{"eval", model, "-z", tok, "--text", text, "--ctx", "x"}, // bad ctx
 		{"eval", model, "-z", tok, "--text", text, "--ctx", "64", "--docs"},
 		{"eval", model, "-z", tok, "--text", text, "--max-ctx", "64"}, // --max-ctx without --docs
 		{"eval", model, "-z", tok, "--text", text, "--ctx", "1024"},   // beyond the model's context
