@@ -88,3 +88,20 @@ func TestRunReferenceGGUF(t *testing.T) {
 func TestRunReferenceGGUFWithTokenizer(t *testing.T) {
 	checkReference(t, sharedPath("models", "stories260K.gguf"), "-z", sharedPath("models", "tok512.bin"))
 }
+
+// The container converted from either source prints the reference's bytes
+// with no -z (it carries the tokenizer).
+func TestRunReferenceContainer(t *testing.T) {
+	dir := t.TempDir()
+	for _, src := range [][]string{
+		{sharedPath("models", "stories260K.bin"), "-z", sharedPath("models", "tok512.bin")},
+		{sharedPath("models", "stories260K.gguf")},
+	} {
+		out := filepath.Join(dir, filepath.Base(src[0])+".mote")
+		args := append([]string{"convert", src[0], out}, src[1:]...)
+		if _, errs, code := runCLI(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		checkReference(t, out)
+	}
+}
