@@ -26,7 +26,8 @@ usage: ./build.sh [COMMAND]
                                        the default model, converted from the
                                        GGUF in github.com/mutablelogic/go-llama
   test             gofmt check, go vet (native, js, wasip1), builds the binaries,
-                   then go test -timeout 30m ./... (tests use dist/ via MOTE_DIST)
+                   npm ci when node_modules is stale, then
+                   go test -timeout 30m ./... (tests use dist/ via MOTE_DIST)
   bench [REGEXP [PACKAGES...]]
                    builds the binaries, then
                    go test -run '^$' -bench REGEXP -benchtime $BENCHTIME PACKAGES
@@ -163,6 +164,20 @@ cmd_build() {
 	done
 }
 
+# npm_tools installs the npm packages the tests use (package.json: workerd
+# for edge/, playwright-core for web/) when node_modules is missing or older
+# than package-lock.json.
+npm_tools() {
+	[[ -f package.json ]] || return 0
+	step "node_modules (npm packages for the tests, from package-lock.json)"
+	if [[ -f node_modules/.package-lock.json && ! package-lock.json -nt node_modules/.package-lock.json ]]; then
+		note "node_modules is up to date"
+		return
+	fi
+	command -v npm >/dev/null || die "npm not found (Debian: apt-get install npm; .ci/run installs it)"
+	run npm ci --no-audit --no-fund
+}
+
 cmd_test() {
 	need_go
 	step "gofmt"
@@ -176,6 +191,7 @@ $bad"
 	run env GOOS=js GOARCH=wasm go vet ./wasm/js ./engine
 	run env GOOS=wasip1 GOARCH=wasm go vet ./cmd/mote
 	build_bins
+	npm_tools
 	step "go test -timeout 30m ./... (MOTE_DIST=$ROOT/dist)"
 	MOTE_DIST=$ROOT/dist run go test -timeout 30m ./...
 	step "all tests passed"
