@@ -57,10 +57,11 @@ async function start() {
 	context.binding = {};
 	context.instances++;
 	const state = { binding: context.binding, exited: false, waiters: new Set(), loaded: false, loading: null, lastTry: 0 };
-	go.run(instance).then(
-		() => exited(state, null),
-		(err) => exited(state, err),
-	);
+	// go.exit is wasm_exec.js's hook, called synchronously inside the call
+	// during which the program ended (a continuation of go.run's promise
+	// would belong to the first request's context, which workerd cancels).
+	go.exit = (code) => exited(state, code);
+	go.run(instance).catch((err) => exited(state, err));
 	if (go.exited) {
 		throw new Error("mote: the Go program exited while starting");
 	}
@@ -68,12 +69,15 @@ async function start() {
 	return state;
 }
 
-function exited(state, err) {
+function exited(state, why) {
+	if (state.exited) {
+		return;
+	}
 	state.exited = true;
 	if (current === state) {
 		current = null;
 	}
-	console.error("mote: the Go program exited" + (err ? ": " + err : "") + "; the next request starts a new one");
+	console.error("mote: the Go program exited (" + why + "); the next request starts a new one");
 	for (const wake of state.waiters) {
 		wake();
 	}
@@ -222,12 +226,13 @@ export default {
 		let wake;
 		const died = new Promise((resolve) => (wake = resolve));
 		state.waiters.add(wake);
+		const gone = () => jsonError(500, "mote: the Go program exited while answering; the next request starts a new one", "go_exited");
 		try {
+			// handleRequest throws when Go exits inside the call
 			const res = await Promise.race([state.binding.handleRequest(request), died.then(() => null)]);
-			if (res === null || state.exited) {
-				return jsonError(500, "mote: the Go program exited while answering; the next request starts a new one", "go_exited");
-			}
-			return res;
+			return res === null || state.exited ? gone() : res;
+		} catch (err) {
+			return state.exited ? gone() : jsonError(500, "mote: " + ((err && err.message) || err), "internal");
 		} finally {
 			state.waiters.delete(wake);
 		}
