@@ -251,12 +251,12 @@ func (w *evalWorker) run(seg Segment, stats []*tokenStats, bst *tokenStats, off 
 		if w.base != nil {
 			bl := w.base.Forward(w.sb, tok, pos)
 			if pos >= seg.First {
-				logSoftmax(w.lpb, bl)
+				evalLogSoftmax(w.lpb, bl)
 				bst.nll[k] = -w.lpb[target]
 				for i, v := range w.lpb {
 					w.pb[i] = math.Exp(v)
 				}
-				baseTop = argmax64(w.lpb)
+				baseTop = evalArgmax(w.lpb)
 			}
 		}
 		for mi, m := range w.ms {
@@ -265,7 +265,7 @@ func (w *evalWorker) run(seg Segment, stats []*tokenStats, bst *tokenStats, off 
 				continue
 			}
 			st := stats[mi]
-			logSoftmax(w.lp, logits)
+			evalLogSoftmax(w.lp, logits)
 			st.nll[k] = -w.lp[target]
 			if w.base == nil {
 				continue
@@ -278,13 +278,13 @@ func (w *evalWorker) run(seg Segment, stats []*tokenStats, bst *tokenStats, off 
 			}
 			st.kld[k] = max(kld, 0)
 			st.dp[k] = math.Exp(w.lp[target]) - w.pb[target]
-			st.top1[k] = argmax64(w.lp) == baseTop
+			st.top1[k] = evalArgmax(w.lp) == baseTop
 		}
 	}
 }
 
-// logSoftmax writes ln softmax(logits) in float64.
-func logSoftmax(dst []float64, logits []float32) {
+// evalLogSoftmax writes ln softmax(logits) in float64.
+func evalLogSoftmax(dst []float64, logits []float32) {
 	mx := math.Inf(-1)
 	for _, v := range logits {
 		mx = max(mx, float64(v))
@@ -299,7 +299,7 @@ func logSoftmax(dst []float64, logits []float32) {
 	}
 }
 
-func argmax64(x []float64) int {
+func evalArgmax(x []float64) int {
 	best := 0
 	for i, v := range x {
 		if v > x[best] {
@@ -312,19 +312,19 @@ func argmax64(x []float64) int {
 func (st *tokenStats) summarise(base *tokenStats) *Result {
 	n := len(st.nll)
 	r := &Result{Scored: n, HasBase: base != nil}
-	r.NLL = mean(st.nll)
+	r.NLL = evalMean(st.nll)
 	r.PPL = math.Exp(r.NLL)
 	if base == nil {
 		return r
 	}
-	r.BaseNLL = mean(base.nll)
+	r.BaseNLL = evalMean(base.nll)
 	r.BasePPL = math.Exp(r.BaseNLL)
 	var diff float64
 	for i := range st.nll {
 		diff += st.nll[i] - base.nll[i]
 	}
 	r.LnRatio = diff / float64(n)
-	r.KLDMean = mean(st.kld)
+	r.KLDMean = evalMean(st.kld)
 	sorted := slices.Clone(st.kld)
 	slices.Sort(sorted)
 	r.KLDP99 = Percentile(sorted, 0.99)
@@ -342,7 +342,7 @@ func (st *tokenStats) summarise(base *tokenStats) *Result {
 	return r
 }
 
-func mean(v []float64) float64 {
+func evalMean(v []float64) float64 {
 	var s float64
 	for _, x := range v {
 		s += x
