@@ -39,6 +39,10 @@ type PruneOptions struct {
 	N, M     int            // N:M sparsity: at most N non-zeros in every M consecutive inputs (0 for none)
 	Method   SparsityMethod // how weights are scored for Sparsity / N:M
 
+	// NoRefit keeps the surviving w2 / wo columns as they are after FFN or
+	// head pruning instead of refitting them by least squares (prune_refit.go).
+	NoRefit bool
+
 	// Calib is the calibration tokens (PruneTextCalib, PruneSelfCalib).
 	// When nil and importance is needed, the model writes its own with
 	// CalibSeed.
@@ -93,22 +97,28 @@ func Prune(m *core.Model, o PruneOptions) (*core.Model, *PruneReport, error) {
 		}
 		r.CalibTokens += len(s)
 	}
+	gram := func(kind pGram) pGram {
+		if o.NoRefit {
+			return noGram
+		}
+		return kind
+	}
 	if o.Layers > 0 {
-		st := p.calibrate(o.Calib)
+		st := p.calibrate(o.Calib, noGram)
 		r.LayersRemoved, r.LayerInfluence = p.pruneLayers(st, o.Layers)
 	}
 	if o.Heads > 0 {
-		st := p.calibrate(o.Calib)
+		st := p.calibrate(o.Calib, gram(gramAtt))
 		r.KVHeadsKept = p.pruneHeads(st, prRemoveCount(o.Heads, p.c.NKVHeads))
 	}
 	if o.FFN > 0 {
-		st := p.calibrate(o.Calib)
+		st := p.calibrate(o.Calib, gram(gramFFN))
 		r.FFNNeuronsKept = p.pruneFFN(st, prRemoveCount(o.FFN, p.c.HiddenDim))
 	}
 	if o.Sparsity > 0 || o.M > 0 {
 		var st *pStats
 		if o.Method == Wanda {
-			st = p.calibrate(o.Calib)
+			st = p.calibrate(o.Calib, noGram)
 		}
 		r.Zeroed, r.Sparsed = p.sparsify(st, o)
 	}
@@ -208,7 +218,8 @@ func (p *pModel) pruneLayers(st *pStats, n int) (removed []int, influence []floa
 
 // pruneHeads removes n key/value heads from every layer, each together with
 // the query heads that read it. A head group's importance is Wanda's score
-// summed over the wo columns it feeds: Σ_i Σ_c |Wo[i,c]| · ‖X_c‖.
+// summed over the wo columns it feeds: Σ_i Σ_c |Wo[i,c]| · ‖X_c‖. When st
+// holds the Gram matrix of wo's input, the kept wo columns are refit.
 func (p *pModel) pruneHeads(st *pStats, n int) (kept [][]int) {
 	c := &p.c
 	hs, qd := p.hs, p.qDim()
@@ -236,7 +247,11 @@ func (p *pModel) pruneHeads(st *pStats, n int) (kept [][]int) {
 		ly.wq = prPickRows(ly.wq, c.Dim, qRows)
 		ly.wk = prPickRows(ly.wk, c.Dim, kvRows)
 		ly.wv = prPickRows(ly.wv, c.Dim, kvRows)
-		ly.wo = prPickCols(ly.wo, qd, qRows)
+		if st.gram != nil {
+			ly.wo = prRefit(ly.wo, qd, st.gram[l], qRows)
+		} else {
+			ly.wo = prPickCols(ly.wo, qd, qRows)
+		}
 		kept = append(kept, keepG)
 	}
 	c.NKVHeads -= n
@@ -245,15 +260,31 @@ func (p *pModel) pruneHeads(st *pStats, n int) (kept [][]int) {
 }
 
 // pruneFFN removes n hidden neurons from every layer: rows of w1 and w3 and
-// the matching columns of w2, scored by Σ_i |W2[i,j]| · ‖h_j‖.
+// the matching columns of w2. When st holds the Gram matrix of w2's input,
+// neurons go one at a time by Optimal Brain Surgeon and the kept w2 columns
+// compensate (obsSelect); otherwise they are scored by Wanda's
+// Σ_i |W2[i,j]| · ‖h_j‖ and the rest are kept as they are.
 func (p *pModel) pruneFFN(st *pStats, n int) (kept [][]int) {
 	h := p.c.HiddenDim
 	for l := range p.layers {
 		ly := &p.layers[l]
-		_, keep := prLowest(prColImportance(ly.w2, h, st.ffnHid[l]), n)
+		var keep []int
+		var w2 []float32
+		ok := false
+		if st.gram != nil {
+			keep, w2, ok = obsSelect(ly.w2, h, st.gram[l], n)
+		}
+		if !ok {
+			_, keep = prLowest(prColImportance(ly.w2, h, st.ffnHid[l]), n)
+			if st.gram != nil {
+				w2 = prRefit(ly.w2, h, st.gram[l], keep)
+			} else {
+				w2 = prPickCols(ly.w2, h, keep)
+			}
+		}
 		ly.w1 = prPickRows(ly.w1, p.c.Dim, keep)
 		ly.w3 = prPickRows(ly.w3, p.c.Dim, keep)
-		ly.w2 = prPickCols(ly.w2, h, keep)
+		ly.w2 = w2
 		kept = append(kept, keep)
 	}
 	p.c.HiddenDim = h - n

@@ -61,7 +61,7 @@ func prForwardAll(m *core.Model, tokens []int) [][]float32 {
 // prTraceAll does the same with the pruning reference forward.
 func prTraceAll(p *pModel, tokens []int) [][]float32 {
 	var out [][]float32
-	p.trace(tokens, nil, func(_ int, l []float32) { out = append(out, slices.Clone(l)) })
+	p.trace(tokens, nil, noGram, nil, func(_ int, l []float32) { out = append(out, slices.Clone(l)) })
 	return out
 }
 
@@ -183,7 +183,7 @@ func prMatF32(t *testing.T, m *core.Mat) []float32 {
 func TestPruneFFN(t *testing.T) {
 	m := pruneStories(t)
 	calib := prTestCalib(t, m)
-	out, r := pruneAndRun(t, m, PruneOptions{FFN: 0.25, Calib: calib})
+	out, r := pruneAndRun(t, m, PruneOptions{FFN: 0.25, Calib: calib, NoRefit: true})
 	want := 172 - 43
 	if out.Config.HiddenDim != want || len(r.FFNNeuronsKept) != 5 {
 		t.Fatalf("hidden %d, %d layers reported, want %d", out.Config.HiddenDim, len(r.FFNNeuronsKept), want)
@@ -235,7 +235,7 @@ func TestPruneFFN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := worst.calibrate(calib)
+	st := worst.calibrate(calib, noGram)
 	for l := range worst.layers {
 		ly := &worst.layers[l]
 		sc := prColImportance(ly.w2, 172, st.ffnHid[l])
@@ -253,6 +253,159 @@ func TestPruneFFN(t *testing.T) {
 	base := prForwardAll(m, toks)
 	if good, bad := prMeanAbsDiff(base, prForwardAll(out, toks)), prMeanAbsDiff(base, prForwardAll(wm, toks)); good >= bad {
 		t.Fatalf("removing the least important neurons moved the logits by %g, the most important by %g", good, bad)
+	}
+}
+
+// The least-squares refit makes the pruned model closer to the original on
+// text it was not fitted on, for neurons and for heads.
+func TestPruneRefitHelps(t *testing.T) {
+	m := pruneStories(t)
+	calib := prTestCalib(t, m)
+	held := m.Tokenizer.Encode(strings.Split(pruneStoriesText(t, 200), pruneDocSep)[150], true, false)
+	base := prForwardAll(m, held)
+	for _, o := range []PruneOptions{{FFN: 0.25}, {FFN: 0.5}} {
+		o.Calib = calib
+		refit, _, err := Prune(m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.NoRefit = true
+		plain, _, err := Prune(m, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dr, dp := prMeanAbsDiff(base, prForwardAll(refit, held)), prMeanAbsDiff(base, prForwardAll(plain, held)); dr >= dp {
+			t.Errorf("ffn %g: refit moves the logits by %g, plain selection by %g", o.FFN, dr, dp)
+		}
+	}
+	// heads, on the editable model (core cannot hold a head-pruned model yet)
+	heads := func(kind pGram) [][]float32 {
+		p, err := fromCore(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.pruneHeads(p.calibrate(calib, kind), 2)
+		return prTraceAll(p, held)
+	}
+	if dr, dp := prMeanAbsDiff(base, heads(gramAtt)), prMeanAbsDiff(base, heads(noGram)); dr >= dp {
+		t.Errorf("heads: refit moves the logits by %g, plain selection by %g", dr, dp)
+	}
+}
+
+// When the removed inputs are linear combinations of the kept ones, the
+// refit reproduces the matrix's outputs exactly.
+func TestPruneRefitExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 7, 6
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = r.Float32()*2 - 1
+	}
+	keep := []int{0, 2, 3, 5}
+	gram := make([]float64, cols*cols)
+	var xs [][]float32
+	for range 200 {
+		x := make([]float32, cols)
+		for _, c := range keep {
+			x[c] = r.Float32()*2 - 1
+		}
+		x[1] = 0.5*x[0] - x[3] // dependent columns
+		x[4] = 2 * x[5]
+		xs = append(xs, x)
+		gramAdd(gram, x)
+	}
+	gramMirror(gram, cols)
+	// no ridge would be exact; with the ridge the error is small relative
+	// to the outputs, and far below dropping the columns
+	w2 := prRefit(w, cols, gram, keep)
+	plain := prPickCols(w, cols, keep)
+	var errRefit, errPlain, norm float64
+	for _, x := range xs {
+		for i := 0; i < rows; i++ {
+			var y, yr, yp float64
+			for c := 0; c < cols; c++ {
+				y += float64(w[i*cols+c]) * float64(x[c])
+			}
+			for j, c := range keep {
+				yr += float64(w2[i*len(keep)+j]) * float64(x[c])
+				yp += float64(plain[i*len(keep)+j]) * float64(x[c])
+			}
+			errRefit += (y - yr) * (y - yr)
+			errPlain += (y - yp) * (y - yp)
+			norm += y * y
+		}
+	}
+	if errRefit > 0.05*norm || errRefit > errPlain/20 {
+		t.Fatalf("refit error %g, plain %g, output energy %g", errRefit, errPlain, norm)
+	}
+}
+
+// OBS finds removable columns: with two inputs that are combinations of the
+// others, removing two columns loses (almost) nothing.
+func TestOBSSelectDependent(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const rows, cols = 5, 8
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = r.Float32()*2 - 1
+	}
+	gram := make([]float64, cols*cols)
+	var xs [][]float32
+	for range 300 {
+		x := make([]float32, cols)
+		for c := range x {
+			x[c] = r.Float32()*2 - 1
+		}
+		x[2] = x[0] + x[1]
+		x[6] = 0.5 * x[7]
+		xs = append(xs, x)
+		gramAdd(gram, x)
+	}
+	gramMirror(gram, cols)
+	keep, w2, ok := obsSelect(w, cols, gram, 2)
+	if !ok || len(keep) != cols-2 {
+		t.Fatalf("ok %v, keep %v", ok, keep)
+	}
+	var e, norm float64
+	for _, x := range xs {
+		for i := 0; i < rows; i++ {
+			var y, yr float64
+			for c := 0; c < cols; c++ {
+				y += float64(w[i*cols+c]) * float64(x[c])
+			}
+			for k, c := range keep {
+				yr += float64(w2[i*len(keep)+k]) * float64(x[c])
+			}
+			e += (y - yr) * (y - yr)
+			norm += y * y
+		}
+	}
+	if e > 0.02*norm {
+		t.Fatalf("removing %v loses %g of %g", keep, e, norm)
+	}
+}
+
+func TestCholeskySolve(t *testing.T) {
+	a := []float64{4, 2, 0.4, 2, 5, 1, 0.4, 1, 3}
+	x := []float64{1, -2, 0.5}
+	b := make([]float64, 3)
+	for i := 0; i < 3; i++ {
+		for j := 0; j < 3; j++ {
+			b[i] += a[i*3+j] * x[j]
+		}
+	}
+	l := slices.Clone(a)
+	if !cholesky(l, 3) {
+		t.Fatal("positive definite matrix rejected")
+	}
+	cholSolve(l, 3, b)
+	for i := range x {
+		if math.Abs(b[i]-x[i]) > 1e-12 {
+			t.Fatalf("solution %v, want %v", b, x)
+		}
+	}
+	if cholesky([]float64{1, 2, 2, 1}, 2) {
+		t.Fatal("indefinite matrix accepted")
 	}
 }
 
@@ -308,7 +461,7 @@ func TestPruneHeadsEquivalence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := p.calibrate(prTestCalib(t, m))
+	st := p.calibrate(prTestCalib(t, m), noGram)
 	kept := p.pruneHeads(st, 1)
 	if p.c.NKVHeads != 3 || p.c.NHeads != 6 || p.qDim() != 48 || p.kvDim() != 24 {
 		t.Fatalf("after pruning: %d heads, %d kv heads, q %d, kv %d", p.c.NHeads, p.c.NKVHeads, p.qDim(), p.kvDim())

@@ -17,6 +17,28 @@ type pStats struct {
 	ffnIn  [][]float64 // (layer, dim) input of w1, w3 (after the ffn rmsnorm)
 	ffnHid [][]float64 // (layer, hidden) input of w2 (silu(w1 x) * w3 x)
 	bi     []float64   // (layer) sum over tokens of 1 - cos(block input, block output)
+	gram   [][]float64 // (layer) Σ x xᵀ of the input of w2 or of wo (see pGram), nil when not asked for
+}
+
+// pGram chooses which Gram matrix calibrate accumulates: the least-squares
+// refit after removing neurons or heads needs the Gram of the input of the
+// matrix that loses columns (w2 for FFN neurons, wo for heads).
+type pGram int
+
+const (
+	noGram  pGram = iota
+	gramFFN       // input of w2 (hidden)
+	gramAtt       // input of wo (nHeads*hs)
+)
+
+func (p *pModel) gramWidth(kind pGram) int {
+	switch kind {
+	case gramFFN:
+		return p.c.HiddenDim
+	case gramAtt:
+		return p.qDim()
+	}
+	return 0
 }
 
 func newPStats(p *pModel) *pStats {
@@ -54,39 +76,104 @@ func prAddSq(acc []float64, x []float32) {
 }
 
 // calibrate runs every calibration sequence through p and sums the
-// statistics. Sequences run on all cores; each has its own statistics,
-// summed in sequence order, so the result does not depend on scheduling.
-func (p *pModel) calibrate(seqs [][]int) *pStats {
-	per := make([]*pStats, len(seqs))
+// statistics, and the Gram matrix of kind when asked. Sequences run on all
+// cores a batch at a time; their statistics are summed in sequence order
+// (the Gram matrices layer by layer, in parallel over layers, each in token
+// order), so the result does not depend on the number of cores.
+func (p *pModel) calibrate(seqs [][]int, kind pGram) *pStats {
+	st := newPStats(p)
+	width := p.gramWidth(kind)
+	if kind != noGram {
+		st.gram = make([][]float64, len(p.layers))
+		for l := range st.gram {
+			st.gram[l] = make([]float64, width*width)
+		}
+	}
+	workers := runtime.GOMAXPROCS(0)
+	for b := 0; b < len(seqs); b += workers {
+		batch := seqs[b:min(b+workers, len(seqs))]
+		per := make([]*pStats, len(batch))
+		caps := make([][][]float32, len(batch)) // (seq, layer) x (pos, width)
+		parallelFor(len(batch), func(i int) {
+			per[i] = newPStats(p)
+			if kind != noGram {
+				caps[i] = make([][]float32, len(p.layers))
+				for l := range caps[i] {
+					caps[i][l] = make([]float32, len(batch[i])*width)
+				}
+			}
+			p.trace(batch[i], per[i], kind, caps[i], nil)
+		})
+		for _, o := range per {
+			st.add(o)
+		}
+		if kind != noGram {
+			parallelFor(len(p.layers), func(l int) {
+				for i := range batch {
+					for t := 0; t < len(batch[i]); t++ {
+						gramAdd(st.gram[l], caps[i][l][t*width:(t+1)*width])
+					}
+				}
+			})
+		}
+	}
+	for _, g := range st.gram {
+		gramMirror(g, width)
+	}
+	return st
+}
+
+// parallelFor runs f(0..n-1) on all cores.
+func parallelFor(n int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(seqs)) {
+	for range min(runtime.GOMAXPROCS(0), n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(seqs) {
+				if i >= n {
 					return
 				}
-				per[i] = newPStats(p)
-				p.trace(seqs[i], per[i], nil)
+				f(i)
 			}
 		}()
 	}
 	wg.Wait()
-	st := newPStats(p)
-	for _, o := range per {
-		st.add(o)
+}
+
+// gramAdd adds the upper triangle of x xᵀ to g (len(x) x len(x)).
+func gramAdd(g []float64, x []float32) {
+	n := len(x)
+	for i, xi := range x {
+		if xi == 0 {
+			continue
+		}
+		fi := float64(xi)
+		row := g[i*n : (i+1)*n]
+		for j := i; j < n; j++ {
+			row[j] += fi * float64(x[j])
+		}
 	}
-	return st
+}
+
+// gramMirror copies the upper triangle onto the lower one.
+func gramMirror(g []float64, n int) {
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			g[j*n+i] = g[i*n+j]
+		}
+	}
 }
 
 // trace runs tokens from position 0 through p in float32, the way
 // core.Forward does (llama2.c's forward), adding to st (when not nil) and
-// handing each position's logits to logits (when not nil; the classifier is
-// skipped otherwise). It is the reference that sees inside the blocks.
-func (p *pModel) trace(tokens []int, st *pStats, logits func(pos int, l []float32)) {
+// copying the input of w2 or wo (kind) of every layer and position into
+// capture (when not nil, (layer) x (pos, width)), and handing each
+// position's logits to logits (when not nil; the classifier is skipped
+// otherwise). It is the reference that sees inside the blocks.
+func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32, logits func(pos int, l []float32)) {
 	c := &p.c
 	dim, hidden, hs := c.Dim, c.HiddenDim, p.hs
 	qDim, kvDim := p.qDim(), p.kvDim()
@@ -168,6 +255,9 @@ func (p *pModel) trace(tokens []int, st *pStats, logits func(pos int, l []float3
 			if st != nil {
 				prAddSq(st.attOut[l], ao)
 			}
+			if capture != nil && kind == gramAtt {
+				copy(capture[l][pos*qDim:], ao)
+			}
 
 			// ffn
 			pRMSNorm(xb, x, ly.rmsFFN, c.NormEps)
@@ -180,6 +270,9 @@ func (p *pModel) trace(tokens []int, st *pStats, logits func(pos int, l []float3
 			if st != nil {
 				prAddSq(st.ffnIn[l], xb)
 				prAddSq(st.ffnHid[l], hb)
+			}
+			if capture != nil && kind == gramFFN {
+				copy(capture[l][pos*hidden:], hb)
 			}
 			pMatVec(xb, ly.w2, hb)
 			for i := range x {
