@@ -3,11 +3,14 @@ package wasmtest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mote/cli"
 )
 
 // jsError is what the driver reports for a thrown value.
@@ -57,7 +60,11 @@ type jsOut struct {
 	NextAfterStop *jsError
 	StopUnknown   bool
 	Errors        map[string]*jsError
-	Bench         *struct {
+	Mote          *struct {
+		Info jsInfo
+		Text string
+	}
+	Bench *struct {
 		Tokens int
 		MS     float64 `json:"ms"`
 	}
@@ -118,7 +125,11 @@ func TestJSAPI(t *testing.T) {
 	for _, c := range refCases {
 		cases = append(cases, jsCase{c.prompt, c.opts})
 	}
-	out := runNode(t, map[string]any{"cases": cases})
+	moteFile := filepath.Join(t.TempDir(), "stories260K.mote")
+	if code := cli.Main([]string{"convert", filepath.Join(modelsDir, "stories260K.gguf"), moteFile}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("native convert: exit %d", code)
+	}
+	out := runNode(t, map[string]any{"cases": cases, "mote": moteFile, "moteCase": cases[0]})
 
 	if !strings.HasPrefix(out.Version, "mote ") || !strings.Contains(out.Version, "js/wasm") {
 		t.Errorf("version %q", out.Version)
@@ -164,6 +175,10 @@ func TestJSAPI(t *testing.T) {
 	}
 	if seed := out.Texts[2].Session.Seed; seed != 42 {
 		t.Errorf("seeded session reports seed %d", seed)
+	}
+
+	if m := out.Mote; m == nil || m.Info.Format != "mote" || m.Text+"\n" != reference(t, refCases[0].file) {
+		t.Errorf("the .mote container through the JS API: %+v", m)
 	}
 
 	if !out.StopRunning || out.StopUnknown {

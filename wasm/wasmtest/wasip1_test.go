@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,11 +16,19 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"mote/cli"
 )
 
 // runWasi runs dist/mote.wasm with args (after the program name) and dir
 // mounted read-only at "/", and returns stdout, stderr and the exit code.
 func runWasi(t testing.TB, dir string, args ...string) (string, string, int) {
+	t.Helper()
+	return runWasiFS(t, wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"), args...)
+}
+
+// runWasiFS is runWasi with any file system configuration.
+func runWasiFS(t testing.TB, fsc wazero.FSConfig, args ...string) (string, string, int) {
 	t.Helper()
 	r := wazeroRuntime(t)
 	ctx := context.Background()
@@ -33,7 +42,7 @@ func runWasi(t testing.TB, dir string, args ...string) (string, string, int) {
 		WithArgs(append([]string{"mote"}, args...)...).
 		WithStdout(&out).WithStderr(&errb).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
+		WithFSConfig(fsc)
 	m, err := r.InstantiateModule(ctx, mod, cfg)
 	if m != nil {
 		m.Close(ctx)
@@ -129,6 +138,48 @@ func TestWasip1BadModel(t *testing.T) {
 		if code != 1 || out != "" || !oneLine(stderr) || !strings.HasPrefix(stderr, "mote: ") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 1, no stdout, one 'mote: ' line", args, code, out, stderr)
 		}
+	}
+}
+
+// TestWasip1ConvertDefaultModel converts the GGUF to a .mote container under
+// WASI (byte-identical to the native conversion), then runs it as the
+// default model (no MODEL argument: /stories260K.mote at the WASI root).
+func TestWasip1ConvertDefaultModel(t *testing.T) {
+	dir := t.TempDir()
+	gguf, err := os.ReadFile(filepath.Join(modelsDir, "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "in.gguf"), gguf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := runWasiFS(t, wazero.NewFSConfig().WithDirMount(dir, "/"), "convert", "/in.gguf", "/stories260K.mote")
+	if code != 0 {
+		t.Fatalf("wasip1 convert: exit %d, stderr %s", code, stderr)
+	}
+	wasmMote, err := os.ReadFile(filepath.Join(dir, "stories260K.mote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	native := filepath.Join(t.TempDir(), "native.mote")
+	if code := cli.Main([]string{"convert", filepath.Join(dir, "in.gguf"), native}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("native convert: exit %d", code)
+	}
+	nativeMote, err := os.ReadFile(native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(wasmMote, nativeMote) {
+		t.Errorf("the wasip1 conversion (%d bytes) differs from the native one (%d bytes)", len(wasmMote), len(nativeMote))
+	}
+
+	c := refCases[0]
+	got, stderr, code := runWasi(t, dir, append([]string{"run"}, c.args...)...)
+	if code != 0 {
+		t.Fatalf("wasip1 run of the default model: exit %d, stderr %s", code, stderr)
+	}
+	if want := reference(t, c.file); got != want {
+		t.Errorf("default model under wasip1 differs from the reference\n got: %q\nwant: %q", got, want)
 	}
 }
 

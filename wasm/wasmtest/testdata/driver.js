@@ -2,7 +2,9 @@
 // JavaScript API of mote.js and prints one JSON object on stdout.
 //
 // usage: node driver.js WASM_EXEC_JS MOTE_JS MOTE_JS_WASM MODEL TOKENIZER < job.json
-// job: {"cases": [{"prompt": "...", "opts": {...}}, ...], "bench": {"steps": N} | null}
+// job: {"cases": [{"prompt": "...", "opts": {...}}, ...],
+//       "mote": path of a .mote file, "moteCase": {"prompt", "opts"},
+//       "bench": {"prompt", "opts"} (then only the benchmark runs)}
 "use strict";
 const fs = require("fs");
 const [wasmExec, moteJs, wasmPath, modelPath, tokPath] = process.argv.slice(2);
@@ -93,6 +95,14 @@ async function main() {
 	out.models = mote.models().map((m) => m.name);
 	mote.unload("view");
 	mote.unload("buffer");
+
+	// a .mote container, which carries its tokenizer
+	if (job.mote) {
+		const info = mote.load("container", fs.readFileSync(job.mote));
+		const id = mote.start("container", job.moteCase.prompt, job.moteCase.opts);
+		out.mote = { info, text: generate(id).text };
+		mote.unload("container");
+	}
 
 	// stop in the middle
 	const sid = mote.start("s", "Once upon a time", { temperature: 0 });
