@@ -35,6 +35,15 @@ usage: ./build.sh [COMMAND]
                    benchmarks report tok/s, e.g. ./build.sh bench Decode ./wasm/...
   serve [PORT]     serves dist/web on http://127.0.0.1:PORT/ (default 8080)
   model            only the default model step
+  edge [PORT]      runs dist/edge, the Cloudflare Worker, in workerd from npm
+                   (installed with npm ci when missing) on http://127.0.0.1:PORT/
+                   (default 8787, or $MOTE_EDGE_PORT), in the foreground;
+                   dist/edge is rebuilt first only when it is stale.
+                   build, test and bench also write dist/edge (SIMD, the model
+                   bundled: wrangler.jsonc for npx wrangler deploy, workerd.capnp)
+                   and dist/edge-nosimd; MOTE_EDGE_MODEL, MOTE_EDGE_TOKENIZER,
+                   MOTE_EDGE_SOURCE (bundle|assets|r2) pick another model
+                   (docs/EDGE.md)
   clean            removes bin/, dist/ and .cache/
   help             this text
 
@@ -154,9 +163,98 @@ $json"
 	run mv "$part" "$DEFAULT_MODEL"
 }
 
+# ---- edge: the Cloudflare Worker (edge/, docs/EDGE.md) ----
+
+WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
+EDGE_STAMP=.cache/edge/stamp
+# Cloudflare's free plan takes Workers of at most 3 MiB compressed.
+EDGE_MAX_GZIP=$((3 << 20))
+
+# edge_settings prints the settings dist/edge is built with (kept in the
+# stamp, so that a change rebuilds).
+edge_settings() {
+	printf 'model=%s tokenizer=%s source=%s\n' "${MOTE_EDGE_MODEL:-}" "${MOTE_EDGE_TOKENIZER:-}" "${MOTE_EDGE_SOURCE:-bundle}"
+}
+
+# edge_current says whether dist/edge is newer than everything it is made
+# from and was built with the same settings.
+edge_current() {
+	[[ -f $EDGE_STAMP && -f dist/edge/workerd.capnp && -f dist/edge/app.wasm && -f dist/edge-nosimd/app.wasm ]] || return 1
+	[[ $(cat "$EDGE_STAMP") == "$(edge_settings)" ]] || return 1
+	local newer
+	newer=$(find edge engine core models wasm/simd go.mod go.sum build.sh ${MOTE_EDGE_MODEL:+"$MOTE_EDGE_MODEL"} \
+		$([[ -f $DEFAULT_MODEL ]] && echo "$DEFAULT_MODEL") -newer "$EDGE_STAMP" -type f -print -quit 2>/dev/null) || return 1
+	[[ -z $newer ]]
+}
+
+# edge_model sets EDGE_MODEL_ARGS, the model flags of edgebundle: the
+# user's MOTE_EDGE_MODEL, else the exact fp32 default model $DEFAULT_MODEL.
+# While bin/mote cannot make that one, the same stories260K weights from
+# ../shared (llama2.c's stories260K.bin with tok512.bin) stand in, loudly.
+edge_model() {
+	EDGE_MODEL_ARGS=()
+	if [[ -n ${MOTE_EDGE_MODEL:-} ]]; then
+		[[ -f $MOTE_EDGE_MODEL ]] || die "MOTE_EDGE_MODEL=$MOTE_EDGE_MODEL: no such file"
+		EDGE_MODEL_ARGS=(-model "$MOTE_EDGE_MODEL" ${MOTE_EDGE_TOKENIZER:+-tokenizer "$MOTE_EDGE_TOKENIZER"})
+	elif (build_model); then
+		EDGE_MODEL_ARGS=(-model "$DEFAULT_MODEL" -name stories260K -max-gzip "$EDGE_MAX_GZIP")
+	elif [[ -f ../shared/models/stories260K.bin && -f ../shared/models/tok512.bin ]]; then
+		note "WARNING: $DEFAULT_MODEL could not be made; dist/edge bundles ../shared/models/stories260K.bin"
+		note "with tok512.bin instead (the same fp32 stories260K)"
+		EDGE_MODEL_ARGS=(-model ../shared/models/stories260K.bin -tokenizer ../shared/models/tok512.bin -name stories260K -max-gzip "$EDGE_MAX_GZIP")
+	else
+		die "no model for dist/edge: $DEFAULT_MODEL could not be made"
+	fi
+}
+
+# build_edge writes dist/edge: the Worker (./edge/worker for GOOS=js with
+# the SIMD kernels, its glue, the model, wrangler.jsonc and workerd.capnp)
+# and dist/edge-nosimd, the same without SIMD (tests and benchmarks compare
+# them). The gzip size of the upload is checked against the free plan's
+# 3 MiB when the default model is bundled.
+build_edge() {
+	need_go
+	build_kernels
+	edge_model
+	step "dist/edge: the Cloudflare Worker (GOOS=js ./edge/worker with SIMD, glue, model, configs)"
+	mkdir -p .cache/edge
+	run env GOOS=js GOARCH=wasm go vet ./edge/worker
+	run env GOOS=js GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -tags mote_simd -o .cache/edge/app-simd.wasm ./edge/worker
+	run env GOOS=js GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -o .cache/edge/app.wasm ./edge/worker
+	local goroot
+	goroot=$(go env GOROOT) || die "go env GOROOT failed"
+	local common=(-wasm-exec "$goroot/lib/wasm/wasm_exec.js" -source "${MOTE_EDGE_SOURCE:-bundle}" "${EDGE_MODEL_ARGS[@]}")
+	run go run ./edge/cmd/edgebundle -o dist/edge -app .cache/edge/app-simd.wasm -kernels wasm/simd/kernels.wasm "${common[@]}"
+	step "dist/edge-nosimd: the same Worker without SIMD"
+	run go run ./edge/cmd/edgebundle -o dist/edge-nosimd -app .cache/edge/app.wasm "${common[@]}" >/dev/null
+	edge_settings >"$EDGE_STAMP"
+}
+
+# edge_workerd installs workerd from npm (package.json) when it is missing.
+edge_workerd() {
+	[[ -x $WORKERD ]] || npm_tools
+	[[ -x $WORKERD ]] || die "$WORKERD is missing after npm ci"
+}
+
+cmd_edge() {
+	local port=${1:-${MOTE_EDGE_PORT:-8787}}
+	[[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "bad port '$port'"
+	if edge_current; then
+		step "dist/edge is up to date (not rebuilt)"
+	else
+		build_bins
+		build_edge
+	fi
+	edge_workerd
+	step "workerd: dist/edge on http://127.0.0.1:$port/ (POST /v1/completions, GET /v1/models, GET /healthz; Ctrl-C stops)"
+	cd dist/edge
+	exec "$ROOT/$WORKERD" serve workerd.capnp --socket-addr "http=127.0.0.1:$port"
+}
+
 cmd_build() {
 	build_bins
 	build_model
+	build_edge
 	step "sizes"
 	local f
 	for f in bin/mote dist/mote.wasm dist/mote-js.wasm "$DEFAULT_MODEL"; do
@@ -192,6 +290,8 @@ $bad"
 	run env GOOS=wasip1 GOARCH=wasm go vet ./cmd/mote
 	build_bins
 	npm_tools
+	build_edge
+	edge_workerd
 	step "go test -timeout 30m ./... (MOTE_DIST=$ROOT/dist)"
 	MOTE_DIST=$ROOT/dist run go test -timeout 30m ./...
 	step "all tests passed"
@@ -199,6 +299,8 @@ $bad"
 
 cmd_bench() {
 	build_bins
+	build_edge
+	edge_workerd
 	local pattern=${1:-.}
 	shift || true
 	local pkgs=("$@")
@@ -243,6 +345,7 @@ main() {
 	bench) cmd_bench "$@" ;;
 	serve) cmd_serve "$@" ;;
 	model) build_model "$@" ;;
+	edge) cmd_edge "$@" ;;
 	clean) cmd_clean "$@" ;;
 	help | -h | --help) usage ;;
 	*)
