@@ -755,3 +755,37 @@ func TestPruneTextCalib(t *testing.T) {
 		t.Fatalf("empty text: err = %v", err)
 	}
 }
+
+// Vocabulary pruning changes only the base's mass on removed tokens: on the
+// kept tokens the pruned model is the renormalised base.
+func TestCompareVocabPruned(t *testing.T) {
+	m := pruneStories(t)
+	text := pruneStoriesText(t, 12)
+	out, _, err := Prune(m, PruneOptions{VocabText: []string{text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := m.Tokenizer.Encode(strings.TrimSuffix(text, "\n"), true, false)
+	segs := []Segment{{Tokens: toks[:200], First: 100}, {Tokens: toks[200:400], First: 100}}
+	segs[1].Tokens[0] = m.Tokenizer.BOS
+	r, err := CompareVocabPruned(out, m, segs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Scored != 198 || r.Kept != out.Config.VocabSize || r.KLDKept > 1e-9 || !(r.LostMass > 0 && r.LostMass < 1) {
+		t.Fatalf("%+v", r)
+	}
+	// the pruned model's NLL is the base's plus -ln(1 - lost) per position
+	// (on average, not exactly: the mean of logs), so it is lower or equal
+	if r.PPL > r.BasePPL*(1+1e-9) {
+		t.Fatalf("pruned PPL %g above base %g", r.PPL, r.BasePPL)
+	}
+	// a text with a removed token is refused
+	bad := []Segment{{Tokens: m.Tokenizer.Encode("Xylophone quartz jubilee", true, false)}}
+	if _, err := CompareVocabPruned(out, m, bad); !errors.Is(err, ErrPrune) {
+		t.Fatalf("err = %v", err)
+	}
+	if mp, err := VocabMap(out.Tokenizer, m.Tokenizer); err != nil || len(mp) != out.Config.VocabSize || mp[out.Tokenizer.BOS] != m.Tokenizer.BOS {
+		t.Fatalf("VocabMap: %v", err)
+	}
+}
