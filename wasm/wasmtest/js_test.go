@@ -48,19 +48,20 @@ type jsInfo struct {
 }
 
 type jsOut struct {
-	BeforeInit    *jsError
-	Version       string
-	Info          jsInfo
-	ViewInfo      jsInfo
-	BufferInfo    jsInfo
-	Models        []string
-	Texts         []jsRun
-	Interleaved   []string
-	StopRunning   bool
-	NextAfterStop *jsError
-	StopUnknown   bool
-	Errors        map[string]*jsError
-	Mote          *struct {
+	BeforeInit         *jsError
+	InitWithoutKernels *jsError
+	Version            string
+	Info               jsInfo
+	ViewInfo           jsInfo
+	BufferInfo         jsInfo
+	Models             []string
+	Texts              []jsRun
+	Interleaved        []string
+	StopRunning        bool
+	NextAfterStop      *jsError
+	StopUnknown        bool
+	Errors             map[string]*jsError
+	Mote               *struct {
 		Info jsInfo
 		Text string
 	}
@@ -72,6 +73,13 @@ type jsOut struct {
 
 // runNode runs testdata/driver.js on dist/mote-js.wasm with job on stdin.
 func runNode(t testing.TB, job any) jsOut {
+	t.Helper()
+	return runNodeWasm(t, "mote-js.wasm", "", job)
+}
+
+// runNodeWasm runs the driver on a js build, with the SIMD kernel module
+// when kernels is not empty.
+func runNodeWasm(t testing.TB, wasm, kernels string, job any) jsOut {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -94,8 +102,11 @@ func runNode(t testing.TB, job any) jsOut {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, abs(filepath.Join("testdata", "driver.js")), wasmExec,
-		abs(filepath.Join(repoRoot, "wasm", "js", "mote.js")), abs(dist(t, "mote-js.wasm")),
+		abs(filepath.Join(repoRoot, "wasm", "js", "mote.js")), abs(dist(t, wasm)),
 		abs(filepath.Join(modelsDir, "stories260K.bin")), abs(filepath.Join(modelsDir, "tok512.bin")))
+	if kernels != "" {
+		cmd.Args = append(cmd.Args, abs(kernels))
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -206,13 +217,45 @@ func TestJSAPI(t *testing.T) {
 	}
 }
 
+// TestJSAPISIMD runs the js build with the SIMD kernels (-tags mote_simd,
+// wasm/simd/kernels.wasm wired by mote.init): the same reference bytes, in
+// V8's WebAssembly SIMD.
+func TestJSAPISIMD(t *testing.T) {
+	var cases []jsCase
+	for _, c := range refCases {
+		cases = append(cases, jsCase{c.prompt, c.opts})
+	}
+	out := runNodeWasm(t, "mote-js-simd.wasm", filepath.Join(repoRoot, "wasm", "simd", "kernels.wasm"), map[string]any{"cases": cases})
+	if e := out.InitWithoutKernels; e == nil || !e.IsError || !strings.Contains(e.Message, "kernels") {
+		t.Errorf("init of the SIMD build without kernels: %+v, want an Error about the kernels", e)
+	}
+	if len(out.Texts) != len(refCases) {
+		t.Fatalf("%d texts for %d cases", len(out.Texts), len(refCases))
+	}
+	for i, c := range refCases {
+		if got, want := out.Texts[i].Text+"\n", reference(t, c.file); got != want {
+			t.Errorf("%s with SIMD kernels differs\n got: %q\nwant: %q", c.file, got, want)
+		}
+		if out.Interleaved[i] != out.Texts[i].Text {
+			t.Errorf("%s with SIMD kernels differs when interleaved", c.file)
+		}
+	}
+}
+
 // BenchmarkDecodeJSNode reports tok/s of a greedy whole-context session
 // through the JS API in Node (V8), timed inside the driver (load excluded).
-func BenchmarkDecodeJSNode(b *testing.B) {
+func BenchmarkDecodeJSNode(b *testing.B) { benchNode(b, "mote-js.wasm", "") }
+
+// BenchmarkDecodeJSNodeSIMD is BenchmarkDecodeJSNode with the SIMD kernels.
+func BenchmarkDecodeJSNodeSIMD(b *testing.B) {
+	benchNode(b, "mote-js-simd.wasm", filepath.Join(repoRoot, "wasm", "simd", "kernels.wasm"))
+}
+
+func benchNode(b *testing.B, wasm, kernels string) {
 	var tokens int
 	var ms float64
 	for b.Loop() {
-		out := runNode(b, map[string]any{"bench": map[string]any{
+		out := runNodeWasm(b, wasm, kernels, map[string]any{"bench": map[string]any{
 			"prompt": "Once upon a time", "opts": map[string]any{"temperature": 0, "steps": 512}}})
 		if out.Bench == nil || out.Bench.Tokens == 0 {
 			b.Fatalf("no bench result: %+v", out.Bench)

@@ -73,10 +73,15 @@ type build struct {
 	err  error
 }
 
-// targets are the dist files this package tests and how to build them.
-var targets = map[string]struct{ goos, pkg string }{
-	"mote.wasm":    {"wasip1", "./cmd/mote"},
-	"mote-js.wasm": {"js", "./wasm/js"},
+// targets are the files this package tests and how to build them; inDist
+// marks those build.sh puts in dist/ (taken from $MOTE_DIST when set).
+var targets = map[string]struct {
+	goos, pkg, tags string
+	inDist          bool
+}{
+	"mote.wasm":         {"wasip1", "./cmd/mote", "", true},
+	"mote-js.wasm":      {"js", "./wasm/js", "", true},
+	"mote-js-simd.wasm": {"js", "./wasm/js", "mote_simd", false},
 }
 
 // dist returns the path of a dist file, building it on first use.
@@ -92,23 +97,23 @@ func dist(t testing.TB, name string) string {
 }
 
 func makeDist(name string) (string, error) {
-	if d := os.Getenv("MOTE_DIST"); d != "" {
+	tg, ok := targets[name]
+	if !ok {
+		return "", fmt.Errorf("no rule to build %s", name)
+	}
+	if d := os.Getenv("MOTE_DIST"); d != "" && tg.inDist {
 		p := filepath.Join(d, name)
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("MOTE_DIST=%s but %v (run ./build.sh first)", d, err)
 		}
 		return p, nil
 	}
-	tg, ok := targets[name]
-	if !ok {
-		return "", fmt.Errorf("no rule to build %s", name)
-	}
 	out := filepath.Join(tmpDir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, tg.pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-tags", tg.tags, "-o", out, tg.pkg)
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "GOOS="+tg.goos, "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("GOOS=%s GOARCH=wasm go build %s: %v\n%s", tg.goos, tg.pkg, err, msg)
+		return "", fmt.Errorf("GOOS=%s GOARCH=wasm go build -tags '%s' %s: %v\n%s", tg.goos, tg.tags, tg.pkg, err, msg)
 	}
 	return out, nil
 }

@@ -1,13 +1,15 @@
 // Node driver for wasmtest's js tests: runs mote-js.wasm through the
 // JavaScript API of mote.js and prints one JSON object on stdout.
 //
-// usage: node driver.js WASM_EXEC_JS MOTE_JS MOTE_JS_WASM MODEL TOKENIZER < job.json
+// usage: node driver.js WASM_EXEC_JS MOTE_JS MOTE_JS_WASM MODEL TOKENIZER [KERNELS] < job.json
+// With KERNELS (wasm/simd/kernels.wasm), MOTE_JS_WASM is a -tags mote_simd
+// build: init is tried without the kernels first (it must throw), then with.
 // job: {"cases": [{"prompt": "...", "opts": {...}}, ...],
 //       "mote": path of a .mote file, "moteCase": {"prompt", "opts"},
 //       "bench": {"prompt", "opts"} (then only the benchmark runs)}
 "use strict";
 const fs = require("fs");
-const [wasmExec, moteJs, wasmPath, modelPath, tokPath] = process.argv.slice(2);
+const [wasmExec, moteJs, wasmPath, modelPath, tokPath, kernelsPath] = process.argv.slice(2);
 
 // As Go's wasm_exec_node.js does: real fs, so that Go's stderr reaches ours.
 globalThis.fs = fs;
@@ -46,7 +48,18 @@ async function main() {
 	const job = JSON.parse(fs.readFileSync(0, "utf8"));
 	const out = {};
 	out.beforeInit = caught(() => mote.next(1));
-	out.version = await mote.init(fs.readFileSync(wasmPath));
+	const wasm = fs.readFileSync(wasmPath);
+	if (kernelsPath) {
+		try {
+			await mote.init(wasm);
+			out.initWithoutKernels = null;
+		} catch (e) {
+			out.initWithoutKernels = { isError: e instanceof Error, message: String(e.message), code: null };
+		}
+		out.version = await mote.init(wasm, { kernels: fs.readFileSync(kernelsPath) });
+	} else {
+		out.version = await mote.init(wasm);
+	}
 
 	const model = fs.readFileSync(modelPath);
 	const tok = fs.readFileSync(tokPath);
