@@ -1,15 +1,19 @@
 // GGUF reading: the subset of llama.cpp's GGUF that describes a plain llama
-// (llama2.c-shaped) model, so that the models people already have run here.
+// (llama2.c-shaped) model, so that the models people already have run here,
+// and a BERT sentence encoder (gguf_bert.go).
 //
 // Read: GGUF v2 and v3, little-endian; every metadata value type (values
 // mote does not use are skipped, nested arrays included); architecture
-// "llama" with the SentencePiece ("llama") vocabulary embedded; tensors of
-// type F32, F16 (widened to float32 at load, exactly) and Q8_0 (kept as
-// mote's Q8 with group size 32). Not read: GGUF v1 (different integer
-// widths, long obsolete), big-endian files, other architectures, k-quants
-// and other block types, and anything that changes the arithmetic mote's
-// forward pass does (biases, rope scaling, experts): those are refused with
-// ErrUnsupported rather than silently ignored.
+// "llama" with the SentencePiece ("llama") vocabulary embedded, and "bert"
+// with its WordPiece vocabulary; tensors of type F32, F16 (widened to
+// float32 at load, exactly), and the block types Q8_0, Q5_0, Q6_K and Q4_K
+// (gguf_blocks.go: the first three are held exactly as mote's Q8, Q4_K
+// exactly as Q8 plus per-group minimums, which only the encoder computes).
+// Not read: GGUF v1 (different integer widths, long obsolete), big-endian
+// files, other architectures and block types, and anything that changes the
+// arithmetic mote's forward pass does (biases in a llama, rope scaling,
+// experts): those are refused with ErrUnsupported rather than silently
+// ignored.
 //
 // The file is read as a forward-only stream, as every mote reader is: the
 // header, metadata and tensor infos come first, all of them bounded and
@@ -107,7 +111,10 @@ func ggufMinSize(t uint32) int64 {
 const (
 	ggmlF32  = 0
 	ggmlF16  = 1
+	ggmlQ5_0 = 6
 	ggmlQ8_0 = 8
+	ggmlQ4_K = 12
+	ggmlQ6_K = 14
 )
 
 // ggmlType is a ggml tensor type's block: elems values stored in bytes bytes.
@@ -146,6 +153,7 @@ type ggufValue struct {
 	n    int64  // arrays: element count
 	strs []string
 	f32s []float32
+	i32s []int32
 }
 
 // ggufKeys are the metadata keys mote reads; all others are skipped unread.
@@ -159,7 +167,12 @@ var ggufKeys = func() map[string]bool {
 		llama.vocab_size llama.attention.key_length llama.attention.value_length llama.expert_count
 		llama.rope.scaling.type llama.rope.scale_linear llama.rope.scaling.factor
 		tokenizer.ggml.model tokenizer.ggml.tokens tokenizer.ggml.scores tokenizer.ggml.token_type
-		tokenizer.ggml.bos_token_id tokenizer.ggml.eos_token_id`) {
+		tokenizer.ggml.bos_token_id tokenizer.ggml.eos_token_id
+		bert.embedding_length bert.feed_forward_length bert.block_count bert.attention.head_count
+		bert.attention.head_count_kv bert.context_length bert.attention.layer_norm_epsilon
+		bert.attention.causal bert.pooling_type bert.vocab_size tokenizer.ggml.token_type_count
+		tokenizer.ggml.cls_token_id tokenizer.ggml.seperator_token_id tokenizer.ggml.unknown_token_id
+		tokenizer.ggml.padding_token_id tokenizer.ggml.mask_token_id`) {
 		keys[k] = true
 	}
 	return keys
@@ -180,7 +193,8 @@ type ggufTensor struct {
 // ggufSlot is where a tensor mote needs goes: a matrix or a vector.
 type ggufSlot struct {
 	rows, cols int
-	mat        *core.Mat // matrices
+	mat        *core.Mat  // matrices
+	min        *[]float32 // matrices that may be asymmetric (Q4_K): their minimums, (rows, groups)
 	vec        *[]float32
 	vecOff     int // vectors: offset of this layer's part in *vec
 	optional   bool
@@ -188,9 +202,10 @@ type ggufSlot struct {
 }
 
 type ggufReader struct {
-	b    *binReader
-	key  []byte
-	meta map[string]*ggufValue
+	b        *binReader
+	key      []byte
+	meta     map[string]*ggufValue
+	actGroup int // the smallest group of the quantized matrices read, 0 if none
 }
 
 func (g *ggufReader) failAt(off int64, sentinel error, format string, a ...any) {
@@ -201,6 +216,49 @@ func (g *ggufReader) failAt(off int64, sentinel error, format string, a ...any) 
 
 // readGGUF reads a GGUF file: header, metadata, tensor infos, then tensor data.
 func readGGUF(b *binReader, info *Info) (*core.Model, error) {
+	g, nTensors, err := readGGUFHeader(b, info)
+	if err != nil {
+		return nil, err
+	}
+	c, align := g.config()
+	if b.err != nil {
+		return nil, b.err
+	}
+	tok := g.tokenizer(c.VocabSize)
+	if b.err != nil {
+		return nil, b.err
+	}
+	m := &core.Model{Config: c, Tokenizer: tok}
+	slots := ggufSlots(m)
+	tensors := g.tensorInfos(nTensors, slots, c.NLayers, align)
+	if b.err != nil {
+		return nil, b.err
+	}
+
+	w := &m.Weights
+	d, l := c.Dim, c.NLayers
+	if !b.fits(int64(2*l*d+d), 2, "norm weights") { // 2: F16 norms are the smallest
+		return nil, b.err
+	}
+	w.RmsAtt = make([]float32, l*d)
+	w.RmsFFN = make([]float32, l*d)
+	w.RmsFinal = make([]float32, d)
+	if s := slots["output.weight"]; !s.seen {
+		w.Wcls = &w.TokenEmbedding
+	}
+	if g.tensorData(tensors); b.err != nil {
+		return nil, b.err
+	}
+	// llama.cpp multiplies quantized weights with activations quantized to
+	// blocks of 32 (Q8_0): do the same (integer kernels), in groups that
+	// divide every weight group (16 with Q6_K's sub-blocks)
+	m.ActGroup = g.actGroup
+	return m, nil
+}
+
+// readGGUFHeader reads the header and the metadata mote uses, and returns
+// the tensor count.
+func readGGUFHeader(b *binReader, info *Info) (*ggufReader, int64, error) {
 	g := &ggufReader{b: b, meta: map[string]*ggufValue{}}
 	var magic [4]byte
 	b.full(magic[:], "magic")
@@ -209,7 +267,7 @@ func readGGUF(b *binReader, info *Info) (*core.Model, error) {
 	}
 	version := b.u32("version")
 	if b.err != nil {
-		return nil, b.err
+		return nil, 0, b.err
 	}
 	info.Version = int(version)
 	switch {
@@ -223,30 +281,26 @@ func readGGUF(b *binReader, info *Info) (*core.Model, error) {
 	nTensors := g.count("tensor count", ggufMaxTensors, 32)
 	nKV := g.count("metadata key/value count", ggufMaxKV, 13)
 	if b.err != nil {
-		return nil, b.err
+		return nil, 0, b.err
 	}
 	for i := int64(0); i < nKV && b.err == nil; i++ {
 		g.readKV()
 	}
 	if b.err != nil {
-		return nil, b.err
+		return nil, 0, b.err
 	}
+	return g, nTensors, nil
+}
 
-	c, align := g.config()
-	if b.err != nil {
-		return nil, b.err
-	}
-	tok := g.tokenizer(c.VocabSize)
-	if b.err != nil {
-		return nil, b.err
-	}
-	m := &core.Model{Config: c, Tokenizer: tok}
-	slots := ggufSlots(m)
+// tensorInfos reads the tensor infos, checks them against the slots and
+// each other, and skips to the tensor data. The result is in file order.
+func (g *ggufReader) tensorInfos(nTensors int64, slots map[string]*ggufSlot, layers int, align int64) []ggufTensor {
+	b := g.b
 	tensors := make([]ggufTensor, nTensors)
 	for i := range tensors {
-		g.tensorInfo(&tensors[i], slots, c.NLayers)
+		g.tensorInfo(&tensors[i], slots, layers)
 		if b.err != nil {
-			return nil, b.err
+			return nil
 		}
 	}
 	// the data section starts at the next multiple of the alignment; the
@@ -256,21 +310,15 @@ func readGGUF(b *binReader, info *Info) (*core.Model, error) {
 	slices.SortStableFunc(tensors, func(x, y ggufTensor) int { return cmp.Compare(x.off, y.off) })
 	g.checkTensors(tensors, slots, align, dataStart)
 	if b.err != nil {
-		return nil, b.err
+		return nil
 	}
 	b.skip(pad, "padding before the tensor data")
+	return tensors
+}
 
-	w := &m.Weights
-	d, l := c.Dim, c.NLayers
-	if !b.fits(int64(2*l*d+d), 2, "norm weights") { // 2: F16 norms are the smallest
-		return nil, b.err
-	}
-	w.RmsAtt = make([]float32, l*d)
-	w.RmsFFN = make([]float32, l*d)
-	w.RmsFinal = make([]float32, d)
-	if s := slots["output.weight"]; !s.seen {
-		w.Wcls = &w.TokenEmbedding
-	}
+// tensorData reads the needed tensors, in file order, into their slots.
+func (g *ggufReader) tensorData(tensors []ggufTensor) {
+	b := g.b
 	var pos int64 // bytes of the data section consumed
 	for i := range tensors {
 		t := &tensors[i]
@@ -279,21 +327,15 @@ func readGGUF(b *binReader, info *Info) (*core.Model, error) {
 		}
 		if t.off < pos { // checkTensors excludes this; a stream cannot go back
 			g.failAt(t.infoOff, ErrCorrupt, "tensor %s overlaps the tensor before it", t.name)
-			return nil, b.err
+			return
 		}
 		b.skip(t.off-pos, "gap before tensor "+t.name)
 		g.readTensor(t)
 		pos = t.off + t.size
 		if b.err != nil {
-			return nil, b.err
-		}
-		if t.typ == ggmlQ8_0 {
-			// llama.cpp multiplies Q8_0 weights with activations quantized
-			// to Q8_0 blocks of 32: do the same (integer kernels)
-			m.ActGroup = ggufQ8Group
+			return
 		}
 	}
-	return m, nil
 }
 
 // count reads a uint64 count and bounds it by limit and by what the rest of
@@ -448,6 +490,15 @@ func (g *ggufReader) array(v *ggufValue, key string) {
 			return
 		}
 		v.f32s = b.f32s(v.n, key)
+	case key == "tokenizer.ggml.token_type" && v.elem == ggufI32:
+		if v.n > core.MaxVocab {
+			g.failAt(v.off, ErrLimit, "%s has %d types, more than the limit %d", key, v.n, core.MaxVocab)
+			return
+		}
+		if b.fits(v.n, 4, key) {
+			v.i32s = make([]int32, v.n)
+			b.full(i32Bytes(v.i32s), key)
+		}
 	default:
 		g.skipElems(v.elem, v.n, key, 1)
 	}
@@ -559,8 +610,13 @@ func (g *ggufReader) config() (core.Config, int64) {
 	if b.err != nil {
 		return core.Config{}, 0
 	}
+	if arch == "bert" {
+		g.failAt(g.meta["general.architecture"].off, ErrUnsupported,
+			"architecture bert is a sentence encoder, not a language model (use mote embed; models.OpenEncoder)")
+		return core.Config{}, 0
+	}
 	if arch != "llama" {
-		g.failAt(g.meta["general.architecture"].off, ErrUnsupported, "architecture %q (mote reads llama)", arch)
+		g.failAt(g.meta["general.architecture"].off, ErrUnsupported, "architecture %q (mote reads llama, and bert as an encoder)", arch)
 		return core.Config{}, 0
 	}
 	align := g.getInt("general.alignment", false, ggufDefaultAlign)
@@ -778,11 +834,14 @@ func (g *ggufReader) tensorInfo(t *ggufTensor, slots map[string]*ggufSlot, layer
 	}
 	switch {
 	case t.typ == ggmlF32 || t.typ == ggmlF16:
-	case t.typ == ggmlQ8_0 && s.mat != nil:
+	case s.mat != nil && (t.typ == ggmlQ8_0 || t.typ == ggmlQ5_0 || t.typ == ggmlQ6_K):
+	case s.mat != nil && t.typ == ggmlQ4_K && s.min != nil:
+	case s.mat != nil && t.typ == ggmlQ4_K:
+		g.failAt(t.infoOff, ErrUnsupported, "tensor %s is Q4_K, whose per-group minimums only mote's encoder holds (re-quantize the model with llama-quantize to Q8_0, Q5_0 or Q6_K)", t.name)
 	default:
-		kind := "matrices F32, F16 or Q8_0"
+		kind := "matrices F32, F16, Q8_0, Q5_0, Q6_K (and Q4_K in encoders)"
 		if s.vec != nil {
-			kind = "norm vectors F32 or F16"
+			kind = "norm vectors F32 or F16" // biases too, in an encoder
 		}
 		g.failAt(t.infoOff, ErrUnsupported, "tensor %s is %s (mote reads %s)", t.name, ggmlTypeName(t.typ), kind)
 	}
@@ -895,8 +954,8 @@ func (g *ggufReader) readTensor(t *ggufTensor) {
 		f := make([]float32, n)
 		g.readF16(f, t.name)
 		*s.mat = core.NewMatF32(s.rows, s.cols, f)
-	case ggmlQ8_0:
-		*s.mat = g.readQ8_0(s.rows, s.cols, t.name)
+	default:
+		g.readBlocks(t)
 	}
 }
 
@@ -913,41 +972,6 @@ func (g *ggufReader) readF16(dst []float32, what string) {
 	for i := range dst {
 		dst[i] = halfToFloat32(uint16(raw[2*i]) | uint16(raw[2*i+1])<<8)
 	}
-}
-
-// ggufQ8Block is ggml's Q8_0 block: a float16 scale, then 32 int8 values.
-const (
-	ggufQ8Group = 32
-	ggufQ8Block = 2 + ggufQ8Group
-)
-
-// readQ8_0 splits Q8_0 blocks into values and float32 scales.
-func (g *ggufReader) readQ8_0(rows, cols int, what string) core.Mat {
-	b := g.b
-	n := int64(rows) * int64(cols)
-	blocks := n / ggufQ8Group
-	if !b.fits(blocks, ggufQ8Block, what) {
-		return core.Mat{}
-	}
-	q := make([]int8, n)
-	s := make([]float32, blocks)
-	qb := i8Bytes(q)
-	buf := make([]byte, min(blocks, 2048)*ggufQ8Block)
-	for done := int64(0); done < blocks; {
-		k := min(blocks-done, int64(len(buf)/ggufQ8Block))
-		chunk := buf[:k*ggufQ8Block]
-		b.full(chunk, what)
-		if b.err != nil {
-			return core.Mat{}
-		}
-		for j := int64(0); j < k; j++ {
-			blk := chunk[j*ggufQ8Block : (j+1)*ggufQ8Block]
-			s[done+j] = halfToFloat32(uint16(blk[0]) | uint16(blk[1])<<8)
-			copy(qb[(done+j)*ggufQ8Group:], blk[2:])
-		}
-		done += k
-	}
-	return core.NewMatQ8(rows, cols, ggufQ8Group, q, s)
 }
 
 // halfToFloat32 widens an IEEE 754 binary16 value exactly: subnormals become
