@@ -21,14 +21,14 @@ import (
 
 // BertConfig is a BERT encoder's shape.
 type BertConfig struct {
-	Dim        int // hidden width
-	HiddenDim  int // FFN width
-	NLayers    int
-	NHeads     int
-	VocabSize  int
-	SeqLen     int     // positions (learned position embeddings): the longest input
-	TypeVocab  int     // token types (segment embeddings); mote uses type 0
-	NormEps    float32 // LayerNorm epsilon
+	Dim       int // hidden width
+	HiddenDim int // FFN width
+	NLayers   int
+	NHeads    int
+	VocabSize int
+	SeqLen    int     // positions (learned position embeddings): the longest input
+	TypeVocab int     // token types (segment embeddings); mote uses type 0
+	NormEps   float32 // LayerNorm epsilon
 }
 
 // HeadSize is the width of one attention head.
