@@ -21,7 +21,7 @@ type benchResult struct {
 	Model          string  `json:"model"`
 	Type           string  `json:"type"`
 	Target         string  `json:"target"`
-	SIMD           bool    `json:"simd"`
+	Kernels        string  `json:"kernels"` // go, avx2 or wasm-simd128
 	LoadMS         float64 `json:"load_ms"`
 	TTFTMS         float64 `json:"ttft_ms"`
 	TokPerS        float64 `json:"tok_per_s"`
@@ -130,19 +130,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\ttype\ttarget\tload ms\tTTFT ms\ttok/s (median)\tmin\tmax\tpeak MB\tallocs/tok\tkernel ceiling\t")
+	fmt.Fprintln(tw, "model\ttype\ttarget\tkernels\tload ms\tTTFT ms\ttok/s (median)\tmin\tmax\tpeak MB\tallocs/tok\tkernel ceiling\t")
 	ceiling := "-"
 	if r.CeilingTokS > 0 {
 		ceiling = fmt.Sprintf("%.0f tok/s (%.0f%%)", r.CeilingTokS, 100*r.CeilingFrac)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t\n", r.Model, r.Type, r.Target,
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t\n", r.Model, r.Type, r.Target, r.Kernels,
 		r.LoadMS, r.TTFTMS, r.TokPerS, r.TokPerSMin, r.TokPerSMax, float64(r.PeakBytes)/(1<<20), r.AllocsPerToken, ceiling)
 	return tw.Flush()
 }
 
 // benchNative loads or synthesizes the model and decodes greedily from BOS.
 func benchNative(o benchOpts) (*benchResult, error) {
-	r := &benchResult{Target: "native", SIMD: core.SIMD, Tokens: o.tokens, Runs: o.runs}
+	r := &benchResult{Target: "native", Kernels: core.Kernels(), Tokens: o.tokens, Runs: o.runs}
 	if runtime.GOOS == "wasip1" {
 		r.Target = "wasip1"
 	}

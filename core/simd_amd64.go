@@ -27,6 +27,17 @@ func dotsQ4AVX2(w *byte, cb *[16]int8, x *int8, n, ga int, isums *int32)
 
 var hasAVX2 = detectAVX2()
 
+// SIMD reports whether this build uses the WebAssembly SIMD kernel module.
+const SIMD = false
+
+// Kernels names the kernel set in use: "avx2" or "go".
+func Kernels() string {
+	if hasAVX2 {
+		return "avx2"
+	}
+	return "go"
+}
+
 func detectAVX2() bool {
 	maxID, _, _, _ := cpuid(0, 0)
 	if maxID < 7 {

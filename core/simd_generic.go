@@ -2,9 +2,6 @@
 
 package core
 
-// SIMD reports whether this build uses the SIMD kernel module.
-const SIMD = false
-
 func matVecF32Fast(out, w, x []float32, n, r0, r1 int) { matVecF32(out, w, x, n, r0, r1) }
 
 // attendHead runs one attention head (see attendHeadRef).

@@ -29,6 +29,9 @@ func simdMatVecQ4(out, w, cb, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 // SIMD reports whether this build uses the SIMD kernel module.
 const SIMD = true
 
+// Kernels names the kernel set in use.
+func Kernels() string { return "wasm-simd128" }
+
 func matVecF32Fast(out, w, x []float32, n, r0, r1 int) {
 	if r1 <= r0 {
 		return

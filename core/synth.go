@@ -26,19 +26,38 @@ func RandomModel(c Config, t DType, gs int, seed uint64) (*Model, error) {
 		return nil, fmt.Errorf("%w: group size %d", ErrBadConfig, gs)
 	}
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	// Quantized matrices are made a row at a time from one scratch row, so
+	// that synthesizing a large model never holds its fp32 version.
 	mat := func(rows, cols int) Mat {
 		// uniform weights with the variance of a trained layer (~1/sqrt(cols))
 		scale := float32(1 / math.Sqrt(float64(cols)))
-		f := make([]float32, rows*cols)
-		for i := range f {
-			f[i] = (r.Float32()*2 - 1) * scale
+		fill := func(f []float32) {
+			for i := range f {
+				f[i] = (r.Float32()*2 - 1) * scale
+			}
 		}
-		m := NewMatF32(rows, cols, f)
+		if t == F32 {
+			f := make([]float32, rows*cols)
+			fill(f)
+			return NewMatF32(rows, cols, f)
+		}
+		row := NewMatF32(1, cols, make([]float32, cols))
+		gpr := (cols + gs - 1) / gs
+		var m Mat
 		switch t {
 		case Q8:
-			m = QuantizeMatQ8(&m, gs)
+			m = NewMatQ8(rows, cols, gs, make([]int8, rows*cols), make([]float32, rows*gpr))
 		case Q4:
-			m = QuantizeMatQ4(&m, gs, IQ4NL)
+			m = NewMatQ4(rows, cols, gs, make([]byte, rows*((cols+1)/2)), IQ4NL, make([]float32, rows*gpr))
+		}
+		ps := (cols + 1) / 2
+		for i := 0; i < rows; i++ {
+			fill(row.F)
+			if t == Q8 {
+				quantizeQ8(m.Q[i*cols:(i+1)*cols], m.S[i*gpr:(i+1)*gpr], row.F, gs)
+			} else {
+				quantizeRowQ4(m.P[i*ps:(i+1)*ps], m.S[i*gpr:(i+1)*gpr], row.F, gs, &m.Codebook)
+			}
 		}
 		return m
 	}
@@ -95,30 +114,34 @@ func QuantizeMatQ4(m *Mat, gs int, cb [16]int8) Mat {
 	ps := (m.Cols + 1) / 2
 	p := make([]byte, m.Rows*ps)
 	s := make([]float32, m.Rows*gpr)
+	for i := 0; i < m.Rows; i++ {
+		quantizeRowQ4(p[i*ps:(i+1)*ps], s[i*gpr:(i+1)*gpr], m.F[i*m.Cols:(i+1)*m.Cols], gs, &cb)
+	}
+	return NewMatQ4(m.Rows, m.Cols, gs, p, cb, s)
+}
+
+// quantizeRowQ4 packs one row (see QuantizeMatQ4); p must be zeroed.
+func quantizeRowQ4(p []byte, s []float32, row []float32, gs int, cb *[16]int8) {
 	var cmax float32
 	for _, v := range cb {
 		cmax = max(cmax, float32(math.Abs(float64(v))))
 	}
-	for i := 0; i < m.Rows; i++ {
-		row := m.F[i*m.Cols : (i+1)*m.Cols]
-		for g := 0; g < gpr; g++ {
-			j0, j1 := g*gs, min((g+1)*gs, m.Cols)
-			var amax float32
-			for _, v := range row[j0:j1] {
-				amax = max(amax, float32(math.Abs(float64(v))))
-			}
-			scale := amax / cmax
-			s[i*gpr+g] = scale
-			for j := j0; j < j1; j++ {
-				best, bestErr := 0, float32(math.Inf(1))
-				for k, c := range cb {
-					if e := float32(math.Abs(float64(float32(c)*scale - row[j]))); e < bestErr {
-						best, bestErr = k, e
-					}
+	for g := range s {
+		j0, j1 := g*gs, min((g+1)*gs, len(row))
+		var amax float32
+		for _, v := range row[j0:j1] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		scale := amax / cmax
+		s[g] = scale
+		for j := j0; j < j1; j++ {
+			best, bestErr := 0, float32(math.Inf(1))
+			for k, c := range cb {
+				if e := float32(math.Abs(float64(float32(c)*scale - row[j]))); e < bestErr {
+					best, bestErr = k, e
 				}
-				p[i*ps+j/2] |= byte(best) << (4 * (j & 1))
 			}
+			p[j/2] |= byte(best) << (4 * (j & 1))
 		}
 	}
-	return NewMatQ4(m.Rows, m.Cols, gs, p, cb, s)
 }
