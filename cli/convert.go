@@ -223,7 +223,14 @@ func tensorCounts(m *core.Model, ci *models.ContainerInfo) string {
 	if ci != nil {
 		for _, t := range ci.Tensors {
 			key := t.Type.String()
-			if t.GroupSize > 0 {
+			switch {
+			case t.Type == models.TypeQK:
+				book := "uniform"
+				if t.Codebook {
+					book = "codebook"
+				}
+				key = fmt.Sprintf("%s (%d-bit %s, groups of %d, %s scales)", t.Type, t.Bits, book, t.GroupSize, t.Scale)
+			case t.GroupSize > 0:
 				key = fmt.Sprintf("%s (groups of %d, %s scales)", t.Type, t.GroupSize, t.Scale)
 			}
 			counts[key]++

@@ -128,7 +128,7 @@ func ParseCompression(s string) (Compression, error) {
 }
 
 // TensorType is how a tensor's values are stored in a container.
-// Codes 5..31 are reserved for further quantized types (FORMAT.md).
+// Codes 5..255 are reserved for further types (FORMAT.md).
 type TensorType uint8
 
 const (
@@ -136,9 +136,10 @@ const (
 	TypeF16 TensorType = 1 // IEEE half, float32 in memory
 	TypeQ8  TensorType = 2 // int8 values, then one scale per group of a row
 	TypeQ4  TensorType = 3 // 16-entry int8 codebook, packed 4-bit indices, then scales
+	TypeQK  TensorType = 4 // k-bit indices (k = 2..8) into a 2^k-entry codebook, then scales (container_qk.go)
 )
 
-var typeNames = map[TensorType]string{TypeF32: "f32", TypeF16: "f16", TypeQ8: "q8", TypeQ4: "q4"}
+var typeNames = map[TensorType]string{TypeF32: "f32", TypeF16: "f16", TypeQ8: "q8", TypeQ4: "q4", TypeQK: "qk"}
 
 func (t TensorType) String() string {
 	if s, ok := typeNames[t]; ok {
@@ -148,15 +149,16 @@ func (t TensorType) String() string {
 }
 
 // grouped reports whether the type has per-group scales.
-func (t TensorType) grouped() bool { return t == TypeQ8 || t == TypeQ4 }
+func (t TensorType) grouped() bool { return t == TypeQ8 || t == TypeQ4 || t == TypeQK }
 
 // ScaleType is how the scales of a grouped tensor are stored.
-// Codes 2..255 are reserved (FORMAT.md).
+// Codes 3..255 are reserved (FORMAT.md).
 type ScaleType uint8
 
 const (
-	ScaleF32 ScaleType = 0
-	ScaleF16 ScaleType = 1
+	ScaleF32  ScaleType = 0
+	ScaleF16  ScaleType = 1
+	ScaleLog8 ScaleType = 2 // one byte per scale on a per-tensor logarithmic grid (container_qk.go)
 )
 
 func (s ScaleType) String() string {
@@ -165,13 +167,20 @@ func (s ScaleType) String() string {
 		return "f32"
 	case ScaleF16:
 		return "f16"
+	case ScaleLog8:
+		return "log8"
 	}
 	return fmt.Sprintf("scale(%d)", uint8(s))
 }
 
+// bytes is the stored size of one scale (log8 adds a 5-byte header per
+// tensor, see scalesSize).
 func (s ScaleType) bytes() int64 {
-	if s == ScaleF16 {
+	switch s {
+	case ScaleF16:
 		return 2
+	case ScaleLog8:
+		return 1
 	}
 	return 4
 }
@@ -299,8 +308,9 @@ func slotMat(m *core.Model, s slot) (*core.Mat, []float32) {
 }
 
 // rawSize is the number of bytes a tensor's values and scales take stored
-// uncompressed (FORMAT.md, Tensor types).
-func rawSize(t TensorType, rows, cols, gs int, st ScaleType) int64 {
+// uncompressed (FORMAT.md, Tensor types). bits and explicit (the codebook
+// is stored) describe qk tensors only.
+func rawSize(t TensorType, rows, cols, gs int, st ScaleType, bits int, explicit bool) int64 {
 	r, c := int64(rows), int64(cols)
 	switch t {
 	case TypeF32:
@@ -308,9 +318,11 @@ func rawSize(t TensorType, rows, cols, gs int, st ScaleType) int64 {
 	case TypeF16:
 		return 2 * r * c
 	case TypeQ8:
-		return r*c + r*int64((cols+gs-1)/gs)*st.bytes()
+		return r*c + scalesSize(r, int64((cols+gs-1)/gs), st)
 	case TypeQ4:
-		return q4CodebookSize + r*((c+1)/2) + r*int64((cols+gs-1)/gs)*st.bytes()
+		return q4CodebookSize + r*((c+1)/2) + scalesSize(r, int64((cols+gs-1)/gs), st)
+	case TypeQK:
+		return qkRawSize(rows, cols, gs, bits, explicit, st)
 	}
 	return -1
 }
@@ -321,6 +333,8 @@ type TensorInfo struct {
 	Type       TensorType
 	GroupSize  int       // grouped types only
 	Scale      ScaleType // grouped types only
+	Bits       int       // qk only: bits per index
+	Codebook   bool      // qk only: the codebook is stored (not the uniform one)
 	Rows, Cols int
 	Stored     int64 // bytes in the tensor data section (compressed size when compressed)
 	Raw        int64 // bytes uncompressed
@@ -966,6 +980,12 @@ func (p *parser) directory(limit int64) {
 			e.GroupSize = int(p.uvarint("group size", maxGroupSize))
 			e.Scale = ScaleType(p.u8("scale type"))
 		}
+		var cbCoding uint8
+		if e.Type == TypeQK {
+			e.Bits = int(p.u8("index bits"))
+			cbCoding = p.u8("codebook coding")
+			e.Codebook = cbCoding == codebookExplicit
+		}
 		e.Rows = int(p.uvarint("rows", core.MaxVocab))
 		e.Cols = int(p.uvarint("cols", maxGroupSize))
 		stored := p.uvarint("stored size", maxPayload)
@@ -977,9 +997,13 @@ func (p *parser) directory(limit int64) {
 		}
 		e.Stored = int64(stored)
 		switch {
-		case e.Type > TypeQ4:
+		case e.Type > TypeQK:
 			p.fail(ErrUnsupported, "tensor %s has type %d (reserved in version %d)", e.Name, e.Type, ContainerVersion)
-		case e.Type.grouped() && e.Scale > ScaleF16:
+		case e.Type == TypeQK && (e.Bits < minPackedBits || e.Bits > maxPackedBits):
+			p.fail(ErrUnsupported, "tensor %s has %d-bit indices (%d..%d supported)", e.Name, e.Bits, minPackedBits, maxPackedBits)
+		case e.Type == TypeQK && cbCoding > codebookExplicit:
+			p.fail(ErrUnsupported, "tensor %s has codebook coding %d", e.Name, cbCoding)
+		case e.Type.grouped() && e.Scale > ScaleLog8:
 			p.fail(ErrUnsupported, "tensor %s has scale type %d", e.Name, e.Scale)
 		case e.Type.grouped() && e.GroupSize == 0:
 			p.fail(ErrCorrupt, "tensor %s has group size 0", e.Name)
@@ -991,7 +1015,7 @@ func (p *parser) directory(limit int64) {
 		if p.err != nil {
 			return
 		}
-		e.Raw = rawSize(e.Type, e.Rows, e.Cols, e.GroupSize, e.Scale)
+		e.Raw = rawSize(e.Type, e.Rows, e.Cols, e.GroupSize, e.Scale, e.Bits, e.Codebook)
 		e.rawData = true
 		if p.mode == CompressTensor {
 			switch {
@@ -1104,7 +1128,7 @@ func (p *parser) tensor(e *dirEntry) bool {
 		q, s := make([]int8, n), make([]float32, e.Rows*gpr)
 		*mat = core.NewMatQ8(e.Rows, e.Cols, e.GroupSize, q, s)
 		src.read(i8Bytes(q), e.Name+" values")
-		readFloats(src, s, e.Scale == ScaleF16, e.Name+" scales")
+		readScales(src, s, e.Scale, e.Name+" scales")
 	case TypeQ4:
 		gpr := (e.Cols + e.GroupSize - 1) / e.GroupSize
 		var cb [q4CodebookSize]byte
@@ -1115,7 +1139,9 @@ func (p *parser) tensor(e *dirEntry) bool {
 			mat.Codebook[i] = int8(v)
 		}
 		src.read(pk, e.Name+" indices")
-		readFloats(src, s, e.Scale == ScaleF16, e.Name+" scales")
+		readScales(src, s, e.Scale, e.Name+" scales")
+	case TypeQK:
+		readPacked(src, e, mat)
 	}
 	if src != p.cReader {
 		if src.err == nil {

@@ -832,8 +832,8 @@ func TestRejects(t *testing.T) {
 		{"wrong shape", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[1].cols = 9; cw.layout() }), ErrCorrupt},
 		{"group size 2^40", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].gs = 1 << 40; cw.layout() }), ErrLimit},
 		{"group size 0", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].gs = 0; cw.layout() }), ErrCorrupt},
-		{"reserved type 4", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.typ = 4 }) }), ErrUnsupported},
-		{"scale type 2", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].scale = 2; cw.layout() }), ErrUnsupported},
+		{"reserved type 5", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.typ = 5 }) }), ErrUnsupported},
+		{"scale type 3", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].scale = 3; cw.layout() }), ErrUnsupported},
 		{"q8 norm", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[1].typ = TypeQ8; cw.tensors[1].gs = 4; cw.layout() }), ErrUnsupported},
 		{"stored size wrong", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.raw++ }) }), ErrCorrupt},
 		{"stored size wrong, tensor", ctTamper(t, m, WriteOptions{Compression: CompressTensor}, func(cw *containerWriter) {
@@ -929,7 +929,7 @@ func TestZstdBombs(t *testing.T) {
 	hugeDir := func(stored int) []byte {
 		cw := &containerWriter{}
 		for _, s := range hugeSlots {
-			ot := outTensor{slot: s, typ: TypeF32, raw: rawSize(TypeF32, s.rows, s.cols, 0, 0)}
+			ot := outTensor{slot: s, typ: TypeF32, raw: rawSize(TypeF32, s.rows, s.cols, 0, 0, 0, false)}
 			if stored > 0 {
 				ot.frame = make([]byte, stored)
 			}
@@ -1183,7 +1183,7 @@ func TestFormatCodeTables(t *testing.T) {
 		types[int(k)] = n
 	}
 	check("table: tensor types", types)
-	check("table: scale types", map[int]string{0: ScaleF32.String(), 1: ScaleF16.String()})
+	check("table: scale types", map[int]string{0: ScaleF32.String(), 1: ScaleF16.String(), 2: ScaleLog8.String()})
 	comp := map[int]string{}
 	for i, n := range compressionNames {
 		comp[i] = n

@@ -24,6 +24,11 @@ type WriteOptions struct {
 	F16         bool // store fp32 matrices as IEEE halves (lossy; norms stay fp32)
 	NoTensorCRC bool // leave out the per-tensor CRCs (4 bytes a tensor)
 
+	// Packed gives, by tensor name (token_embd, output, blk.N.attn_q, ...),
+	// the compact stored form of quantized matrices (type qk, FORMAT.md).
+	// Each must decode to exactly the model's matrix of that name.
+	Packed map[string]*PackedMat
+
 	literalNames bool // tests: spell tensor names out instead of using codes
 }
 
@@ -54,14 +59,15 @@ func WriteContainer(w io.Writer, m *core.Model, opts WriteOptions) error {
 // outTensor is one tensor to write.
 type outTensor struct {
 	slot
-	typ   TensorType
-	gs    int
-	scale ScaleType
-	mat   *core.Mat // nil for norms
-	vec   []float32 // norms
-	raw   int64
-	frame []byte // per-tensor mode: the zstd frame, when smaller than raw
-	crc   uint32 // of the stored bytes
+	typ    TensorType
+	gs     int
+	scale  ScaleType
+	mat    *core.Mat  // nil for norms
+	vec    []float32  // norms
+	packed *PackedMat // type qk
+	raw    int64
+	frame  []byte // per-tensor mode: the zstd frame, when smaller than raw
+	crc    uint32 // of the stored bytes
 }
 
 func (t *outTensor) stored() int64 {
@@ -108,9 +114,20 @@ func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error)
 		}
 	}
 	shared := m.SharedClassifier()
+	used := 0
 	for _, s := range modelSlots(&m.Config, shared) {
 		t := outTensor{slot: s, typ: TypeF32}
 		t.mat, t.vec = slotMat(m, s)
+		if p := o.Packed[tensorName(s.code, s.layer)]; p != nil && t.mat != nil {
+			if err := checkPacked(p, t.mat); err != nil {
+				return nil, fmt.Errorf("models: %s: %w", tensorName(s.code, s.layer), err)
+			}
+			t.typ, t.gs, t.scale, t.packed = TypeQK, p.GroupSize, p.Scale, p
+			t.raw = p.RawBytes()
+			cw.tensors = append(cw.tensors, t)
+			used++
+			continue
+		}
 		if t.mat != nil {
 			switch t.mat.Type {
 			case core.F32:
@@ -132,8 +149,11 @@ func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error)
 				return nil, fmt.Errorf("models: %s has matrix type %v, which the container cannot store", tensorName(s.code, s.layer), t.mat.Type)
 			}
 		}
-		t.raw = rawSize(t.typ, s.rows, s.cols, t.gs, t.scale)
+		t.raw = rawSize(t.typ, s.rows, s.cols, t.gs, t.scale, 0, false)
 		cw.tensors = append(cw.tensors, t)
+	}
+	if used != len(o.Packed) {
+		return nil, fmt.Errorf("models: %d packed tensors given, %d of them name a matrix of this model", len(o.Packed), used)
 	}
 	return cw, cw.prepare()
 }
@@ -223,6 +243,8 @@ func (cw *containerWriter) emit(t *outTensor, fn func([]byte) error) error {
 		return nil
 	}
 	switch {
+	case t.packed != nil:
+		return emitPacked(t.packed, fn)
 	case t.mat == nil:
 		return floats(t.vec, false, "values")
 	case t.typ == TypeF32 || t.typ == TypeF16:
@@ -339,6 +361,13 @@ func (cw *containerWriter) encodeDirectory() []byte {
 		if t.typ.grouped() {
 			b = binary.AppendUvarint(b, uint64(t.gs))
 			b = append(b, byte(t.scale))
+		}
+		if t.typ == TypeQK {
+			cb := byte(codebookExplicit)
+			if t.packed.Uniform {
+				cb = codebookUniform
+			}
+			b = append(b, byte(t.packed.Bits), cb)
 		}
 		b = binary.AppendUvarint(b, uint64(t.rows))
 		b = binary.AppendUvarint(b, uint64(t.cols))
