@@ -25,9 +25,12 @@ usage: ./build.sh [COMMAND]
                    dist/models/stories260K.mote
                                        the default model, converted from the
                                        GGUF in github.com/mutablelogic/go-llama
+                   dist/web/           the static web page (see web)
   test             gofmt check, go vet (native, js, wasip1), builds the binaries,
                    npm ci when node_modules is stale, then
-                   go test -timeout 30m ./... (tests use dist/ via MOTE_DIST)
+                   go test -timeout 30m ./... (tests use dist/ via MOTE_DIST),
+                   then the browser tests of dist/web in headless chromium
+                   (node --test web/test/)
   bench [REGEXP [PACKAGES...]]
                    builds the binaries, then
                    go test -run '^$' -bench REGEXP -benchtime $BENCHTIME PACKAGES
@@ -35,6 +38,9 @@ usage: ./build.sh [COMMAND]
                    benchmarks report tok/s, e.g. ./build.sh bench Decode ./wasm/...
   serve [PORT]     serves dist/web on http://127.0.0.1:PORT/ (default 8080)
   model            only the default model step
+  web              the binaries, then only dist/web (the static page:
+                   index.html, mote.wasm with the UI and the engine,
+                   kernels.wasm, scripts, models/ and models.json)
   edge [PORT]      runs dist/edge, the Cloudflare Worker, in workerd from npm
                    (installed with npm ci when missing) on http://127.0.0.1:PORT/
                    (default 8787, or $MOTE_EDGE_PORT), in the foreground;
@@ -163,6 +169,81 @@ $json"
 	run mv "$part" "$DEFAULT_MODEL"
 }
 
+# WEB_MODELS are the page's models beside the default: NAME:QUANT_TYPE, made
+# from $DEFAULT_MODEL with `bin/mote quant`.
+WEB_MODELS=(stories260K-q8:q8 stories260K-q4:q4)
+
+# build_web writes dist/web/, the static page (web/): index.html and its
+# scripts, mote.wasm (./wasm/js built with -tags 'mote_web mote_simd': one
+# Go binary for the Vugu UI on the page and the engine in its Web Worker),
+# the SIMD kernel module, wasm_exec.js, and the models with their catalogue
+# models.json. Any static server can serve the folder as it is.
+build_web() {
+	need_go
+	build_kernels
+	step "web/ui/0_components_gen.go (generated from web/ui/root.vugu)"
+	run go tool vugugen -s -skip-go-mod ./web/ui
+	run gofmt -w web/ui/0_components_gen.go
+	mkdir -p dist/web/models
+	step "dist/web/mote.wasm (GOOS=js GOARCH=wasm ./wasm/js, -tags 'mote_web mote_simd')"
+	run env GOOS=js GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -tags 'mote_web mote_simd' -o dist/web/mote.wasm ./wasm/js
+	step "dist/web: page, scripts, kernels"
+	local f goroot
+	for f in web/static/*; do
+		copy_if_changed "$f" "dist/web/${f##*/}"
+	done
+	copy_if_changed wasm/js/mote.js dist/web/mote.js
+	copy_if_changed wasm/simd/kernels.wasm dist/web/kernels.wasm
+	goroot=$(go env GOROOT) || die "go env GOROOT failed"
+	copy_if_changed "$goroot/lib/wasm/wasm_exec.js" dist/web/wasm_exec.js
+	web_models
+	step "dist/web sizes (what a visitor fetches before the first token, gzip -9)"
+	local total=0 n
+	for f in index.html page.js wasm_exec.js mote.js mote.wasm kernels.wasm worker.js models.json models/stories260K.mote; do
+		size "dist/web/$f"
+		n=$(gzip -9c "dist/web/$f" | wc -c)
+		total=$((total + n))
+	done
+	note "total before the first token: $total bytes gzip (worker.js loads wasm_exec.js and mote.js again, from the HTTP cache)"
+}
+
+# web_models puts the default model and its quantized variants in
+# dist/web/models and writes dist/web/models.json, the page's catalogue.
+# URLs carry a digest of the file, so the page's Cache API never serves a
+# stale model after a rebuild.
+web_models() {
+	build_model
+	step "dist/web/models and models.json"
+	copy_if_changed "$DEFAULT_MODEL" dist/web/models/stories260K.mote
+	local entries=() spec name typ out
+	entries+=("$(web_entry stories260K "stories260K fp32 (exact)" stories260K.mote true)")
+	for spec in "${WEB_MODELS[@]}"; do
+		name=${spec%%:*} typ=${spec##*:} out=dist/models/$name.mote
+		if [[ ! -s $out || $DEFAULT_MODEL -nt $out || bin/mote -nt $out ]]; then
+			printf '    $ %s\n' "bin/mote quant $DEFAULT_MODEL -o $out --type $typ"
+			if ! bin/mote quant "$DEFAULT_MODEL" -o "$out" --type "$typ"; then
+				rm -f "$out"
+				note "warning: bin/mote quant --type $typ failed: the page will not offer $name"
+				continue
+			fi
+		fi
+		copy_if_changed "$out" "dist/web/models/$name.mote"
+		entries+=("$(web_entry "$name" "stories260K $typ" "$name.mote" false)")
+	done
+	local IFS=,
+	printf '{"models": [%s]}\n' "${entries[*]}" >dist/web/models.json.tmp
+	mv dist/web/models.json.tmp dist/web/models.json
+	note "dist/web/models.json: ${#entries[@]} models"
+}
+
+# web_entry prints one catalogue entry: ID LABEL FILE DEFAULT.
+web_entry() {
+	local f=dist/web/models/$3 sum
+	sum=$(sha256sum "$f" | cut -c1-16)
+	printf '{"id": "%s", "label": "%s", "url": "models/%s?v=%s", "bytes": %d, "default": %s}' \
+		"$1" "$2" "$3" "$sum" "$(stat -c %s "$f")" "$4"
+}
+
 # ---- edge: the Cloudflare Worker (edge/, docs/EDGE.md) ----
 
 WORKERD=node_modules/@cloudflare/workerd-linux-64/bin/workerd
@@ -251,10 +332,27 @@ cmd_edge() {
 	exec "$ROOT/$WORKERD" serve workerd.capnp --socket-addr "http=127.0.0.1:$port"
 }
 
+# test_web runs the browser tests (web/test/*.test.mjs, node --test) in
+# Debian's headless chromium against dist/web served by python3 -m
+# http.server: the page (page.test.mjs; screenshot in tests/artifacts/) and
+# core's tests built for js with the SIMD kernels (core.test.mjs).
+test_web() {
+	step "dist/webtest/core.test.wasm (GOOS=js GOARCH=wasm go test -c -tags mote_simd ./core)"
+	mkdir -p dist/webtest
+	run env GOOS=js GOARCH=wasm go test -c -buildvcs=false -tags mote_simd -o dist/webtest/core.test.wasm ./core
+	step "browser tests: node --test web/test/ (headless ${MOTE_CHROMIUM:-/usr/bin/chromium})"
+	[[ -x ${MOTE_CHROMIUM:-/usr/bin/chromium} ]] || die "${MOTE_CHROMIUM:-/usr/bin/chromium} not found (Debian: apt-get install chromium; .ci/run installs it)"
+	command -v python3 >/dev/null || die "python3 not found (the browser tests serve dist/web with python3 -m http.server)"
+	[[ -d node_modules/playwright-core ]] || npm_tools
+	run env GOOS=js GOARCH=wasm go vet -tags 'mote_web mote_simd' ./wasm/js ./web/...
+	MOTE_DIST=$ROOT/dist run node --test --test-concurrency=1 web/test/
+}
+
 cmd_build() {
 	build_bins
 	build_model
 	build_edge
+	build_web
 	step "sizes"
 	local f
 	for f in bin/mote dist/mote.wasm dist/mote-js.wasm "$DEFAULT_MODEL"; do
@@ -292,8 +390,10 @@ $bad"
 	npm_tools
 	build_edge
 	edge_workerd
+	build_web
 	step "go test -timeout 30m ./... (MOTE_DIST=$ROOT/dist)"
 	MOTE_DIST=$ROOT/dist run go test -timeout 30m ./...
+	test_web
 	step "all tests passed"
 }
 
@@ -313,20 +413,8 @@ cmd_serve() {
 	need_go
 	local port=${1:-8080}
 	[[ $port =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "bad port '$port'"
-	mkdir -p dist/web
-	if [[ ! -f dist/web/index.html ]]; then
-		step "dist/web/index.html (placeholder until the web UI is built)"
-		cat >dist/web/index.html <<'EOF'
-<!doctype html>
-<html lang="en">
-<meta charset="utf-8">
-<title>mote</title>
-<h1>mote</h1>
-<p>The web UI is coming. This placeholder loads nothing.</p>
-<p>Meanwhile: <code>./build.sh</code>, then <code>bin/mote run</code>.</p>
-</html>
-EOF
-	fi
+	build_bins
+	build_web
 	step "serving dist/web on http://127.0.0.1:$port/ (go run ./wasm/serve)"
 	exec go run ./wasm/serve -dir dist/web -addr "127.0.0.1:$port"
 }
@@ -345,6 +433,7 @@ main() {
 	bench) cmd_bench "$@" ;;
 	serve) cmd_serve "$@" ;;
 	model) build_model "$@" ;;
+	web) build_bins && build_web "$@" ;;
 	edge) cmd_edge "$@" ;;
 	clean) cmd_clean "$@" ;;
 	help | -h | --help) usage ;;
