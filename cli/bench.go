@@ -42,6 +42,7 @@ type benchOpts struct {
 	model, tokenizer, shape, typ, target string
 	group, tokens, runs                  int
 	json                                 bool
+	matrix                               string // "shapes:types:targets", see --matrix
 }
 
 func parseBench(args []string) (benchOpts, error) {
@@ -56,6 +57,7 @@ func parseBench(args []string) (benchOpts, error) {
 	fs.IntVar(&o.runs, "runs", 3, "runs; tok/s is the median")
 	fs.BoolVar(&o.json, "json", false, "one JSON object per line on stdout")
 	fs.StringVar(&o.tokenizer, "z", "", "tokenizer for MODEL (unused by the benchmark itself)")
+	fs.StringVar(&o.matrix, "matrix", "", "run shapes x types x targets, e.g. 260K,15M:f32,q8,q4:native,wasip1, and print a markdown table")
 	var rest []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
@@ -68,6 +70,14 @@ func parseBench(args []string) (benchOpts, error) {
 		}
 	}
 	switch {
+	case o.matrix != "":
+		if len(rest) > 0 || o.shape != "" {
+			return o, fmt.Errorf("%w: --matrix takes no MODEL or --shape", errUsage)
+		}
+		if len(strings.Split(o.matrix, ":")) != 3 {
+			return o, fmt.Errorf("%w: --matrix is SHAPES:TYPES:TARGETS, e.g. 260K,15M:q8,q4:native,wasip1", errUsage)
+		}
+		return o, nil
 	case len(rest) > 1:
 		return o, fmt.Errorf("%w: bench takes one MODEL, got %q", errUsage, rest)
 	case len(rest) == 1 && o.shape != "":
@@ -114,6 +124,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	o, err := parseBench(args)
 	if err != nil {
 		return err
+	}
+	if o.matrix != "" {
+		return benchMatrix(o, stdout, stderr)
 	}
 	var r *benchResult
 	if o.target == "wasip1" {
@@ -291,3 +304,36 @@ func allMats(m *core.Model) []*core.Mat {
 }
 
 var errNoWasip1 = errors.New("--target wasip1 runs only from the native binary")
+
+// benchMatrix runs every shape x type x target and prints one markdown table
+// (progress on stderr). Each cell is a separate `mote bench` run; wasip1
+// cells run the SIMD WASI build under wazero.
+func benchMatrix(o benchOpts, stdout, stderr io.Writer) error {
+	parts := strings.Split(o.matrix, ":")
+	var rows []*benchResult
+	for _, shape := range strings.Split(parts[0], ",") {
+		for _, typ := range strings.Split(parts[1], ",") {
+			for _, target := range strings.Split(parts[2], ",") {
+				args := []string{"--shape", shape, "--type", typ, "--target", target, "-n", fmt.Sprint(o.tokens),
+					"--runs", fmt.Sprint(o.runs), "--group", fmt.Sprint(o.group)}
+				if _, err := parseBench(args); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "bench %s %s %s ...\n", shape, typ, target)
+				r, err := benchCell(args, stderr)
+				if err != nil {
+					return fmt.Errorf("%s %s %s: %w", shape, typ, target, err)
+				}
+				rows = append(rows, r)
+			}
+		}
+	}
+	fmt.Fprintln(stdout, "| shape | type | target | kernels | tok/s (median) | min-max | of kernel ceiling | TTFT ms | load ms | peak MB | model MB | allocs/token |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %.0f | %.0f-%.0f | %.0f %% | %.1f | %.0f | %.1f | %.1f | %.2f |\n",
+			r.Model, r.Type, r.Target, r.Kernels, r.TokPerS, r.TokPerSMin, r.TokPerSMax, 100*r.CeilingFrac,
+			r.TTFTMS, r.LoadMS, float64(r.PeakBytes)/(1<<20), float64(r.ModelBytes)/(1<<20), r.AllocsPerToken)
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -110,4 +111,24 @@ func findDist(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found (tried %s); run ./build.sh", name, strings.Join(tries, ", "))
+}
+
+// benchCell runs one benchmark in a fresh process of this binary, so that
+// its peak memory is its own.
+func benchCell(args []string, stderr io.Writer) (*benchResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(exe, append([]string{"bench", "--json"}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%v: %w", cmd.Args, err)
+	}
+	var r benchResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return nil, fmt.Errorf("reading %q: %w", out.String(), err)
+	}
+	return &r, nil
 }

@@ -18,3 +18,11 @@ func peakBytes() int64 {
 func benchWasip1(o benchOpts, args []string, stderr io.Writer) (*benchResult, error) {
 	return nil, errNoWasip1
 }
+
+func benchCell(args []string, stderr io.Writer) (*benchResult, error) {
+	o, err := parseBench(args)
+	if err != nil {
+		return nil, err
+	}
+	return benchNative(o)
+}
