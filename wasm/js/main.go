@@ -24,6 +24,7 @@
 //	next(id) -> {token, text, done, reason}
 //	stop(id) -> bool (whether it was running)
 //	session(id) -> {id, model, seed, steps, prompt_tokens, pos}
+//	random(name, shape, dtype, groupSize, seed, tokenizerBytes) -> info   (random.go)
 //
 // Errors carry the Go message, plus a code property for hosts that map them
 // to HTTP statuses: bad_input, no_model, exists, no_session, limit,
@@ -49,6 +50,7 @@ func main() {
 	for name, fn := range map[string]func([]js.Value) (any, error){
 		"version": version, "load": load, "unload": unload, "models": listModels,
 		"start": start, "next": next, "stop": stop, "session": session,
+		"random": random,
 	} {
 		api.Set(name, wrap(name, fn))
 	}

@@ -12,6 +12,8 @@
 //   const id = mote.start(name, prompt, {temperature, topp, seed, steps})
 //   for (let r = mote.next(id); !r.done; r = mote.next(id)) out += r.text
 //   mote.stop(id)           // only to end early; an ended session frees itself
+//   mote.random(name, "15M", "q8", 32, seed, tokenizerBytes) -> info
+//                           // random weights of a known shape, for benchmarks
 //
 // Every call is synchronous and throws an Error (with a .code) on failure.
 // Call init lazily, inside a request, in workerd: Go reads the clock and
@@ -19,7 +21,7 @@
 // The Go side is wasm/js/main.go; it says why this wrapper exists.
 "use strict";
 (() => {
-	const names = ["version", "load", "unload", "models", "start", "next", "stop", "session"];
+	const names = ["version", "load", "unload", "models", "start", "next", "stop", "session", "random"];
 	let go = null;
 
 	function call(name, args) {
