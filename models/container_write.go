@@ -68,6 +68,15 @@ type outTensor struct {
 	raw    int64
 	frame  []byte // per-tensor mode: the zstd frame, when smaller than raw
 	crc    uint32 // of the stored bytes
+	name   string // when not empty, the tensor's name (encoders and heads, container_bert.go)
+}
+
+// displayName is the tensor's name as FORMAT.md spells it.
+func (t *outTensor) displayName() string {
+	if t.name != "" {
+		return t.name
+	}
+	return tensorName(t.code, t.layer)
 }
 
 func (t *outTensor) stored() int64 {
@@ -87,6 +96,7 @@ type containerWriter struct {
 	dataLen int64
 	dataCRC uint32
 	halves  []byte // scratch for converting to halves
+	flags   byte   // preamble flags beyond the tensor CRC bit (encoders and heads, container_bert.go)
 }
 
 func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error) {
@@ -221,7 +231,7 @@ func (cw *containerWriter) layout() {
 // pieces: views of the model's slices where the bytes are the same, small
 // converted chunks where they are halves.
 func (cw *containerWriter) emit(t *outTensor, fn func([]byte) error) error {
-	name := tensorName(t.code, t.layer)
+	name := t.displayName()
 	floats := func(v []float32, half bool, what string) error {
 		if !half {
 			return fn(f32Bytes(v))
@@ -349,7 +359,7 @@ func (cw *containerWriter) encodeDirectory() []byte {
 	for i := range cw.tensors {
 		t := &cw.tensors[i]
 		if cw.o.literalNames {
-			name := tensorName(t.code, t.layer)
+			name := t.displayName()
 			b = append(append(b, nameLiteral, byte(len(name))), name...)
 		} else {
 			b = append(b, t.code)
@@ -440,7 +450,7 @@ func (cw *containerWriter) writePayload(w io.Writer) error {
 
 // write writes the preamble and the payload.
 func (cw *containerWriter) write(w io.Writer) error {
-	var flags byte
+	flags := cw.flags
 	if !cw.o.NoTensorCRC {
 		flags |= flagTensorCRC
 	}
