@@ -35,7 +35,10 @@ usage: ./build.sh [COMMAND]
                    builds the binaries, then
                    go test -run '^$' -bench REGEXP -benchtime $BENCHTIME PACKAGES
                    (defaults: all benchmarks, BENCHTIME=300ms, ./...); decode
-                   benchmarks report tok/s, e.g. ./build.sh bench Decode ./wasm/...
+                   benchmarks report tok/s, e.g. ./build.sh bench Decode ./wasm/...;
+                   then the browser benchmarks of dist/web (web/test/bench.mjs:
+                   startup cold and cached, bytes before the first token,
+                   tok/s in headless chromium; MOTE_BENCH_RUNS=3)
   serve [PORT]     serves dist/web on http://127.0.0.1:PORT/ (default 8080)
   model            only the default model step
   web              the binaries, then only dist/web (the static page:
@@ -348,6 +351,16 @@ test_web() {
 	MOTE_DIST=$ROOT/dist run node --test --test-concurrency=1 web/test/
 }
 
+# bench_web runs the browser benchmarks (web/test/bench.mjs): navigation to
+# first token cold and cached, bytes before the first token, and the page's
+# tok/s for the catalogue's models and the 15M shape (q8, q4).
+bench_web() {
+	build_web
+	npm_tools
+	step "browser benchmarks: node web/test/bench.mjs (headless ${MOTE_CHROMIUM:-/usr/bin/chromium})"
+	MOTE_DIST=$ROOT/dist run node web/test/bench.mjs
+}
+
 cmd_build() {
 	build_bins
 	build_model
@@ -407,6 +420,7 @@ cmd_bench() {
 	((${#pkgs[@]})) || pkgs=(./...)
 	step "benchmarks: -bench '$pattern' -benchtime ${BENCHTIME:-300ms} ${pkgs[*]}"
 	MOTE_DIST=$ROOT/dist run go test -run '^$' -bench "$pattern" -benchtime "${BENCHTIME:-300ms}" "${pkgs[@]}"
+	bench_web
 }
 
 cmd_serve() {

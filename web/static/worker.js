@@ -6,6 +6,8 @@
 //   {type: "init", app, kernels}          compiled WebAssembly.Modules
 //   {type: "load", label, url, tokenizer?, size?}   a model by URL
 //   {type: "load", files}                 a FileList: a model, or a model and its tokenizer
+//   {type: "load", random: {shape, dtype, groupSize, seed}, tokenizer}
+//                                         random weights of a known shape (the benchmarks)
 //   {type: "generate", prompt, opts}      opts: mote.start's {temperature, topp, seed, steps}
 //   {type: "stop"}                        ends the generation within one token
 //   {type: "clear-cache"}
@@ -109,7 +111,7 @@ async function restart() {
 	await start();
 	const prev = current;
 	current = null;
-	if (prev) {
+	if (prev && prev.source) {
 		const { bytes, tok } = await fetchSource(prev.source, () => {});
 		const name = "m" + ++loads;
 		mote.load(name, bytes, tok);
@@ -124,6 +126,9 @@ function tooLarge(what, n) {
 }
 
 async function load(m) {
+	if (m.random) {
+		return loadRandom(m);
+	}
 	const t0 = performance.now();
 	const source = m.files ? { files: Array.from(m.files) } : { url: m.url, tokenizer: m.tokenizer || "" };
 	const label = m.files ? source.files.map((f) => f.name).sort((a, b) => a.localeCompare(b)).join(" + ") : m.label || m.url;
@@ -170,6 +175,30 @@ async function load(m) {
 	}
 	info.label = label;
 	post({ type: "loaded", info, cached: got.cached, ms: performance.now() - t0, entries: await cacheEntries() });
+}
+
+// loadRandom makes a model of a known shape with random weights in the
+// engine (mote.random): the benchmarks measure speed on shapes for which no
+// trained model is at hand. It is not offered in the UI.
+async function loadRandom(m) {
+	const t0 = performance.now();
+	const { shape, dtype, groupSize, seed } = m.random;
+	const label = `random ${shape} ${dtype}`;
+	try {
+		const tok = (await fetchURL(m.tokenizer, () => {}, [])).bytes;
+		await started;
+		post({ type: "progress", phase: "read", loaded: 1, total: 1 });
+		const name = "m" + ++loads;
+		const info = mote.random(name, shape, dtype, groupSize, seed, tok);
+		if (current) {
+			mote.unload(current.name);
+		}
+		current = { name, source: null, label };
+		info.label = label;
+		post({ type: "loaded", info, cached: false, ms: performance.now() - t0, entries: await cacheEntries() });
+	} catch (err) {
+		post({ type: "load-error", message: plain(err), code: err.code || "" });
+	}
 }
 
 // fetchSource returns {bytes, tok, cached, fresh} for a source: files are

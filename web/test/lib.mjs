@@ -26,13 +26,15 @@ export function site() {
 }
 
 // serve starts python3's static server on 127.0.0.1 (a free port) and
-// resolves to {url, close, requests}: requests lists the paths asked for.
+// resolves to {url, close, requests, sent}: requests lists the paths asked
+// for, sent those answered 200 (with the file's bytes; 304s send none).
 export function serve(dir) {
 	return new Promise((resolve, reject) => {
 		const p = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", dir], {
 			stdio: ["ignore", "pipe", "pipe"],
 		});
 		const requests = [];
+		const sent = [];
 		let started = false;
 		const onData = (buf) => {
 			const s = buf.toString();
@@ -43,12 +45,16 @@ export function serve(dir) {
 					resolve({
 						url: `http://127.0.0.1:${m[1]}/`,
 						requests,
+						sent,
 						close: () => new Promise((r) => (p.exitCode !== null ? r() : (p.once("exit", r), p.kill()))),
 					});
 				}
-				const g = /"GET (\S+) HTTP/.exec(line);
+				const g = /"GET (\S+) HTTP\/[\d.]+" (\d+)/.exec(line);
 				if (g) {
 					requests.push(g[1]);
+					if (g[2] === "200") {
+						sent.push(g[1]);
+					}
 				}
 			}
 		};
