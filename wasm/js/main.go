@@ -25,6 +25,7 @@
 //	stop(id) -> bool (whether it was running)
 //	session(id) -> {id, model, seed, steps, prompt_tokens, pos}
 //	random(name, shape, dtype, groupSize, seed, tokenizerBytes) -> info   (random.go)
+//	loadEncoder, unloadEncoder, encoders, embed, embedBench: sentence embeddings (embed.go)
 //
 // Errors carry the Go message, plus a code property for hosts that map them
 // to HTTP statuses: bad_input, no_model, exists, no_session, limit,
@@ -52,6 +53,9 @@ func main() {
 		"start": start, "next": next, "stop": stop, "session": session,
 		"random": random,
 	} {
+		api.Set(name, wrap(name, fn))
+	}
+	for name, fn := range embedFuncs {
 		api.Set(name, wrap(name, fn))
 	}
 	js.Global().Set("moteGo", api)

@@ -14,6 +14,10 @@
 //   mote.stop(id)           // only to end early; an ended session frees itself
 //   mote.random(name, "15M", "q8", 32, seed, tokenizerBytes) -> info
 //                           // random weights of a known shape, for benchmarks
+//   mote.loadEncoder(name, bytes) -> info   // a sentence encoder (docs/EMBED.md)
+//   mote.embed(name, textOrArray[, {truncate, literal}])
+//                           // -> {embeddings: [Float32Array], tokens: [n], ...}
+//   mote.embedBench(name, text, runs) -> {per_second, ms_per_token, ...}
 //
 // Every call is synchronous and throws an Error (with a .code) on failure.
 // Call init lazily, inside a request, in workerd: Go reads the clock and
@@ -21,7 +25,8 @@
 // The Go side is wasm/js/main.go; it says why this wrapper exists.
 "use strict";
 (() => {
-	const names = ["version", "load", "unload", "models", "start", "next", "stop", "session", "random"];
+	const names = ["version", "load", "unload", "models", "start", "next", "stop", "session", "random",
+		"loadEncoder", "unloadEncoder", "encoders", "embed", "embedBench"];
 	let go = null;
 
 	function call(name, args) {
