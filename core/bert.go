@@ -116,7 +116,9 @@ type Bert struct {
 	Tokenizer *WordPiece
 
 	// ActGroup is the group size in which a quantized matrix's input is
-	// quantized to int8 (integer kernels); 0 keeps inputs in float32. Each
+	// quantized to int8 (integer kernels); 0 keeps inputs in float32. A
+	// matrix whose weight groups are smaller (GGUF's Q6_K: 16) and divide it
+	// gets its inputs in groups of its own size instead; otherwise a
 	// quantized matrix's GroupSize must be a multiple of it or cover its row.
 	ActGroup int
 }
@@ -185,9 +187,9 @@ func (m *Bert) Validate() error {
 				return err
 			}
 		}
-		if m.ActGroup > 0 && ln.W.Type != F32 && ln.W.GroupSize%m.ActGroup != 0 && ln.W.GroupSize < cols {
-			return fmt.Errorf("%w: %s has weight groups of %d, not a multiple of the activation group %d",
-				ErrBadConfig, name, ln.W.GroupSize, m.ActGroup)
+		if g := m.ActGroup; g > 0 && ln.W.Type != F32 && ln.W.GroupSize%g != 0 && ln.W.GroupSize < cols && g%ln.W.GroupSize != 0 {
+			return fmt.Errorf("%w: %s has weight groups of %d, neither a multiple nor a divisor of the activation group %d",
+				ErrBadConfig, name, ln.W.GroupSize, g)
 		}
 		return nil
 	}
@@ -248,13 +250,15 @@ type BertState struct {
 	Par       Parallel // optional row splitter for big matrices (native callers)
 }
 
-// qBatch holds the int8 copies of several tokens' vectors of n values.
+// qBatch holds the int8 copies of several tokens' vectors of n values, in
+// groups of gs; valid until the vectors change.
 type qBatch struct {
-	q   []int8    // (tokens, n)
-	s   []float32 // (tokens, groups)
-	n   int
-	gpr int
-	gs  int
+	q     []int8    // (tokens, n)
+	s     []float32 // (tokens, groups), room for the smallest group size
+	n     int
+	gpr   int
+	gs    int
+	valid bool
 }
 
 // NewState allocates scratch memory for texts of up to maxTokens tokens
@@ -271,22 +275,46 @@ func (m *Bert) NewState(maxTokens int) *BertState {
 		att: make([]float32, T), gs: make([]float32, max(d, h)), mc: make([]float32, max(d, h)),
 		MaxTokens: T,
 	}
-	if g := m.ActGroup; g > 0 {
+	if g := m.minActGroup(); g > 0 {
 		s.xq = newQBatch(T, d, g)
 		s.hq = newQBatch(T, h, g)
 	}
 	return s
 }
 
-func newQBatch(tokens, n, gs int) qBatch {
-	gpr := (n + gs - 1) / gs
-	return qBatch{q: make([]int8, tokens*n), s: make([]float32, tokens*gpr), n: n, gpr: gpr, gs: gs}
+// actGroup is the group size of a matrix's int8 inputs, 0 for float ones.
+func (m *Bert) actGroup(w *Mat) int {
+	g := m.ActGroup
+	switch {
+	case g == 0 || w.Type == F32:
+		return 0
+	case w.GroupSize%g == 0 || w.GroupSize >= w.Cols:
+		return g
+	}
+	return w.GroupSize // Validate: it divides g
 }
 
-// quantize fills the first tokens rows of b from x (tokens, n).
-func (b *qBatch) quantize(x []float32, tokens int) {
+// minActGroup is the smallest activation group of any matrix (0: none).
+func (m *Bert) minActGroup() int {
+	g := 0
+	for _, nl := range m.Mats() {
+		if a := m.actGroup(&nl.Lin.W); a > 0 && (g == 0 || a < g) {
+			g = a
+		}
+	}
+	return g
+}
+
+func newQBatch(tokens, n, minGS int) qBatch {
+	gpr := (n + minGS - 1) / minGS
+	return qBatch{q: make([]int8, tokens*n), s: make([]float32, tokens*gpr), n: n}
+}
+
+// quantize fills the first tokens rows of b from x (tokens, n) in groups of gs.
+func (b *qBatch) quantize(x []float32, tokens, gs int) {
+	b.gs, b.gpr, b.valid = gs, (b.n+gs-1)/gs, true
 	for t := 0; t < tokens; t++ {
-		quantizeQ8Fast(b.q[t*b.n:(t+1)*b.n], b.s[t*b.gpr:(t+1)*b.gpr], x[t*b.n:(t+1)*b.n], b.gs)
+		quantizeQ8Fast(b.q[t*b.n:(t+1)*b.n], b.s[t*b.gpr:(t+1)*b.gpr], x[t*b.n:(t+1)*b.n], gs)
 	}
 }
 
@@ -325,10 +353,10 @@ func (m *Bert) Forward(s *BertState, tokens []int) []float32 {
 		ly := &w.Layers[l]
 
 		// qkv
-		m.quantize(&s.xq, x, T)
-		s.linear(s.q, &ly.Wq, x, &s.xq, T)
-		s.linear(s.k, &ly.Wk, x, &s.xq, T)
-		s.linear(s.v, &ly.Wv, x, &s.xq, T)
+		s.xq.valid = false
+		m.linear(s, s.q, &ly.Wq, x, &s.xq, T)
+		m.linear(s, s.k, &ly.Wk, x, &s.xq, T)
+		m.linear(s, s.v, &ly.Wv, x, &s.xq, T)
 
 		// attention: every query over every position, head by head
 		att := s.att[:T]
@@ -340,8 +368,8 @@ func (m *Bert) Forward(s *BertState, tokens []int) []float32 {
 		}
 
 		// output projection, residual, LayerNorm
-		m.quantize(&s.xq, s.xb, T)
-		s.linear(s.q, &ly.Wo, s.xb, &s.xq, T)
+		s.xq.valid = false
+		m.linear(s, s.q, &ly.Wo, s.xb, &s.xq, T)
 		for t := 0; t < T; t++ {
 			xt := x[t*d : (t+1)*d]
 			o := s.q[t*d : (t+1)*d]
@@ -352,14 +380,14 @@ func (m *Bert) Forward(s *BertState, tokens []int) []float32 {
 		}
 
 		// gelu ffn, residual, LayerNorm
-		m.quantize(&s.xq, x, T)
-		s.linear(s.hb, &ly.Up, x, &s.xq, T)
+		s.xq.valid = false
+		m.linear(s, s.hb, &ly.Up, x, &s.xq, T)
 		hb := s.hb[:T*h]
 		for i, v := range hb {
 			hb[i] = gelu(v)
 		}
-		m.quantize(&s.hq, hb, T)
-		s.linear(s.xb, &ly.Down, hb, &s.hq, T)
+		s.hq.valid = false
+		m.linear(s, s.xb, &ly.Down, hb, &s.hq, T)
 		for t := 0; t < T; t++ {
 			xt := x[t*d : (t+1)*d]
 			o := s.xb[t*d : (t+1)*d]
@@ -372,24 +400,22 @@ func (m *Bert) Forward(s *BertState, tokens []int) []float32 {
 	return x
 }
 
-// quantize fills b from x when the model uses integer activations.
-func (m *Bert) quantize(b *qBatch, x []float32, tokens int) {
-	if m.ActGroup > 0 {
-		b.quantize(x, tokens)
-	}
-}
-
 // linear computes out[t] = lin(in[t]) for the first tokens rows. inq holds
-// the rows quantized (or nothing, for float activations).
-func (s *BertState) linear(out []float32, lin *Linear, in []float32, inq *qBatch, tokens int) {
+// the rows quantized, made (again) when it is not valid for lin's
+// activation group.
+func (m *Bert) linear(s *BertState, out []float32, lin *Linear, in []float32, inq *qBatch, tokens int) {
 	wm := &lin.W
 	rows, cols := wm.Rows, wm.Cols
+	ga := m.actGroup(wm)
+	if ga > 0 && (!inq.valid || inq.gs != ga) {
+		inq.quantize(in, tokens, ga)
+	}
 	j := &s.job
 	for t := 0; t < tokens; t++ {
 		o := out[t*rows : (t+1)*rows]
 		x := in[t*cols : (t+1)*cols]
 		j.Out, j.W, j.X, j.XQ = o, wm, x, nil
-		if inq.q != nil && wm.Type != F32 {
+		if ga > 0 {
 			s.qv = QVec{Q: inq.q[t*cols : (t+1)*cols], S: inq.s[t*inq.gpr : (t+1)*inq.gpr], GroupSize: inq.gs}
 			j.XQ = &s.qv
 		}

@@ -251,9 +251,34 @@ func TestBertIntegerActivations(t *testing.T) {
 			t.Errorf("int8 activations (group %d) vs float: cosine %.6f", []int{0, 16, 32}[i], c)
 		}
 	}
-	m.ActGroup = 64 // weight groups of 32 are not multiples of it
+	m.ActGroup = 48 // weight groups of 32 neither divide it nor are multiples of it
 	if err := m.Validate(); err == nil {
-		t.Error("Validate accepted activation groups of 64 with weight groups of 32")
+		t.Error("Validate accepted activation groups of 48 with weight groups of 32")
+	}
+	// under activation groups of 64, matrices with smaller weight groups
+	// that divide it (32, and Q6_K's 16) get their inputs in their own groups
+	down := &m.Weights.Layers[0].Down
+	q := down.W
+	q.GroupSize = 16
+	q.S = make([]float32, q.Rows*q.GroupsPerRow())
+	for i := range q.S {
+		q.S[i] = down.W.S[i/2]
+	}
+	down.W = q
+	m.ActGroup = 64
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if m.actGroup(&down.W) != 16 || m.actGroup(&m.Weights.Layers[0].Up.W) != 32 || m.minActGroup() != 16 {
+		t.Errorf("activation groups: down %d, up %d, min %d", m.actGroup(&down.W), m.actGroup(&m.Weights.Layers[0].Up.W), m.minActGroup())
+	}
+	mixed := make([]float32, m.Config.Dim)
+	m.Embed(m.NewState(0), tokens, mixed)
+	m.ActGroup = 0
+	float := make([]float32, m.Config.Dim)
+	m.Embed(m.NewState(0), tokens, float)
+	if c := Cosine(mixed, float); c < 0.999 {
+		t.Errorf("mixed activation groups vs float: cosine %.6f", c)
 	}
 }
 

@@ -160,7 +160,7 @@ func TestEmbedderModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := EncoderInfo{Name: "a", Config: info.Config, Format: models.FormatGGUF, Version: 3, FileBytes: int64(len(data)),
-		Compress: "none", Checksums: "none", Params: 22_565_376, DType: "q8", GroupSize: 32, ActGroup: 16, Dim: 384, MaxTokens: 512}
+		Compress: "none", Checksums: "none", Params: 22_565_376, DType: "q8", GroupSize: 32, ActGroup: 32, Dim: 384, MaxTokens: 512}
 	if info != want {
 		t.Errorf("info %+v\nwant %+v", info, want)
 	}

@@ -121,7 +121,11 @@ func readGGUFBert(b *binReader, info *Info) (*core.Bert, error) {
 	if g.tensorData(tensors); b.err != nil {
 		return nil, b.err
 	}
-	m.ActGroup = g.actGroup
+	// int8 activations in blocks of 32, as llama.cpp quantizes them for
+	// Q8_0/Q5_0 (Q6_K's matrices take groups of 16: core.Bert.ActGroup)
+	if g.actGroup > 0 {
+		m.ActGroup = 32
+	}
 	return m, nil
 }
 
