@@ -30,7 +30,7 @@ usage: ./build.sh [COMMAND]
                    npm ci when node_modules is stale, then
                    go test -timeout 30m ./... (tests use dist/ via MOTE_DIST),
                    then the browser tests of dist/web in headless chromium
-                   (node --test web/test/)
+                   (node --test web/test/*.test.mjs)
   bench [REGEXP [PACKAGES...]]
                    builds the binaries, then
                    go test -run '^$' -bench REGEXP -benchtime $BENCHTIME PACKAGES
@@ -224,11 +224,11 @@ web_models() {
 		name=${spec%%:*} typ=${spec##*:} out=dist/models/$name.mote
 		if [[ ! -s $out || $DEFAULT_MODEL -nt $out || bin/mote -nt $out ]]; then
 			printf '    $ %s\n' "bin/mote quant $DEFAULT_MODEL -o $out --type $typ"
-			if ! bin/mote quant "$DEFAULT_MODEL" -o "$out" --type "$typ"; then
-				rm -f "$out"
-				note "warning: bin/mote quant --type $typ failed: the page will not offer $name"
-				continue
-			fi
+			bin/mote quant "$DEFAULT_MODEL" -o "$out.partial" --type "$typ" || {
+				rm -f "$out.partial"
+				die "bin/mote quant --type $typ failed"
+			}
+			run mv "$out.partial" "$out"
 		fi
 		copy_if_changed "$out" "dist/web/models/$name.mote"
 		entries+=("$(web_entry "$name" "stories260K $typ" "$name.mote" false)")
@@ -343,12 +343,12 @@ test_web() {
 	step "dist/webtest/core.test.wasm (GOOS=js GOARCH=wasm go test -c -tags mote_simd ./core)"
 	mkdir -p dist/webtest
 	run env GOOS=js GOARCH=wasm go test -c -buildvcs=false -tags mote_simd -o dist/webtest/core.test.wasm ./core
-	step "browser tests: node --test web/test/ (headless ${MOTE_CHROMIUM:-/usr/bin/chromium})"
+	step "browser tests: node --test web/test/*.test.mjs (headless ${MOTE_CHROMIUM:-/usr/bin/chromium})"
 	[[ -x ${MOTE_CHROMIUM:-/usr/bin/chromium} ]] || die "${MOTE_CHROMIUM:-/usr/bin/chromium} not found (Debian: apt-get install chromium; .ci/run installs it)"
 	command -v python3 >/dev/null || die "python3 not found (the browser tests serve dist/web with python3 -m http.server)"
 	[[ -d node_modules/playwright-core ]] || npm_tools
 	run env GOOS=js GOARCH=wasm go vet -tags 'mote_web mote_simd' ./wasm/js ./web/...
-	MOTE_DIST=$ROOT/dist run node --test --test-concurrency=1 web/test/
+	MOTE_DIST=$ROOT/dist run node --test --test-concurrency=1 web/test/*.test.mjs
 }
 
 # bench_web runs the browser benchmarks (web/test/bench.mjs): navigation to

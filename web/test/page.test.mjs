@@ -26,6 +26,7 @@ before(async () => {
 	const fx = path.join(dir, "fixtures");
 	writeFileSync(path.join(fx, "url-model.mote"), defaultModel);
 	writeFileSync(path.join(fx, "url-model.mote.gz"), gzipSync(defaultModel));
+	writeFileSync(path.join(fx, "tokenizer.bin"), readFileSync(path.join(models, "tokenizer.bin")));
 	// A file too large for the page: sparse, so it costs no disk.
 	const fd = openSync(path.join(fx, "huge.bin"), "w");
 	ftruncateSync(fd, 1200 * 1000 * 1000);
@@ -79,7 +80,15 @@ test("seed 42, temperature 1, top-p 0.9 gives the reference's seeded text", asyn
 });
 
 test("pressing Generate clears #output at once; Stop mid-generation, then Generate again", async () => {
-	await L.setControls(page, { temperature: 0, seed: "", maxTokens: 512 });
+	// A model slow enough to stop mid-way on any machine: the 15M shape with
+	// random weights (through the worker's benchmark load), 256 tokens.
+	await L.loading(page, () =>
+		page.evaluate(() =>
+			motePage.send({ type: "load", random: { shape: "15M", dtype: "q8", groupSize: 32, seed: 1 }, tokenizer: "fixtures/tokenizer.bin" }),
+		),
+	);
+	assert.equal(await page.textContent("#error"), "");
+	await L.setControls(page, { temperature: 0, seed: "", maxTokens: 256 });
 	// Click Stop from inside the page as soon as text shows; record the
 	// length of #output at every change from the click on.
 	const runs = await L.counter(page, "runs");
@@ -101,14 +110,17 @@ test("pressing Generate clears #output at once; Stop mid-generation, then Genera
 			}),
 	);
 	assert.equal(seen.lengths[0], 0, "the first change after Generate is not the clear");
-	await L.until(page, "runs", runs, 30000);
+	await L.until(page, "runs", runs, 60000);
 	assert.equal(await page.$eval("#status", (s) => s.dataset.state), "stopped");
-	const stopped = await page.textContent("#output");
-	assert.ok(stopped.length > 0, "no text before Stop");
-	assert.ok(greedy.startsWith(stopped), `stopped text is not a prefix of the greedy text: ${JSON.stringify(stopped)}`);
-	assert.ok(stopped.length < greedy.length - 1, `Stop did not stop: ${stopped.length} of ${greedy.length} characters`);
 	assert.match(await page.textContent("#status"), /stopped/);
-	await L.setControls(page, { maxTokens: 256 });
+	const stopped = await page.textContent("#output");
+	const full = await L.generate(page, 300000);
+	assert.equal(full.state, "length", full.status);
+	assert.ok(stopped.length > 0, "no text before Stop");
+	assert.ok(full.output.startsWith(stopped), `the stopped text is not a prefix of the full run: ${JSON.stringify(stopped)}`);
+	assert.ok(stopped.length < full.output.length, `Stop did not stop: ${stopped.length} of ${full.output.length} characters`);
+
+	await L.loading(page, () => page.selectOption("#model", "stories260K"));
 	const r = await L.generate(page);
 	assert.equal(r.output + "\n", greedy);
 });
