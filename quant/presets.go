@@ -1,0 +1,56 @@
+package quant
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Preset is a named quantization recipe (mote quant --type NAME).
+type Preset struct {
+	Name   string
+	About  string
+	Policy string // in the policy file format (ParsePolicy)
+}
+
+// Presets are mote quant's --type values. q8 and q4 are the recommended
+// 8-bit and 4-bit recipes; the others are the points of the size/quality
+// curve in docs/QUANT.md. Every spec uses importance-weighted scale search
+// on the calibration data.
+var Presets = []Preset{
+	{"q8", "8-bit values, one f16 scale per row, error feedback; float activations (recommended 8-bit)",
+		"act = 0\n* = 8b/uniform/grow/f16+gptq\n"},
+	{"q8a", "8-bit values in groups of 32, f16 scales, error feedback; int8 activations in groups of 32 (integer kernels)",
+		"act = 32\n* = 8b/uniform/g32/f16+gptq\n"},
+	{"q6", "6-bit uniform groups of 16, log8 scales, error feedback; float activations",
+		"act = 0\n* = 6b/uniform/g16/log8+gptq\n"},
+	{"q5", "5-bit uniform groups of 16, log8 scales, error feedback; float activations",
+		"act = 0\n* = 5b/uniform/g16/log8+gptq\n"},
+	{"q4", "4-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; attn_k at 6 bits, attn_v and the embedding at 5; float activations (recommended 4-bit)",
+		"act = 0\n* = 4b/learned/g16/log8+gptq\nwk = 6b/learned/g16/log8+gptq\nwv = 5b/learned/g16/log8+gptq\nemb = 5b/learned/g16/log8+gptq\n"},
+	{"q4e8", "the embedding/classifier at 8 bits (per row), the rest as q4's default 4-bit codebook; float activations",
+		"act = 0\n* = 4b/learned/g16/log8+gptq\nemb = 8b/uniform/grow/f16+gptq\n"},
+	{"q4nl", "4-bit non-linear codebook (IQ4_NL's levels) in groups of 32, f16 scales, weighted scale search; float activations",
+		"act = 0\n* = 4b/nl/g32/f16\n"},
+	{"q4g", "4-bit uniform groups of 32 (-8..7), f16 scales, weighted scale search (like Q4_0 with a better scale); float activations",
+		"act = 0\n* = 4b/uniform/g32/f16\n"},
+	{"q3", "3-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; float activations",
+		"act = 0\n* = 3b/learned/g16/log8+gptq\n"},
+	{"q2", "2-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; float activations",
+		"act = 0\n* = 2b/learned/g16/log8+gptq\n"},
+}
+
+// PresetPolicy returns the policy of a preset.
+func PresetPolicy(name string) (*Policy, error) {
+	for _, p := range Presets {
+		if p.Name == name {
+			return ParsePolicy(p.Policy)
+		}
+	}
+	names := make([]string, len(Presets))
+	for i, p := range Presets {
+		names[i] = p.Name
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("%w: unknown type %q (%s, or a spec such as 4b/nl/g32/f16)", ErrQuant, name, strings.Join(names, ", "))
+}
