@@ -6,7 +6,7 @@
 // engine: the js build of wasm/js with -tags 'mote_web mote_simd' starts
 // Run when a document exists (wasm/js/web_ui.go). The Web Worker runs that
 // same file through mote.js for inference, so a visitor downloads one Go
-// binary, not two (about 1 MB gzip saved; see docs/WEB.md).
+// binary, not two (about 0.8 MB gzip saved; see docs/WEB.md).
 //
 // Why the worker protocol lives in JavaScript (web/static/worker.js) and
 // not in Go: fetching with progress, the Cache API, DecompressionStream and
