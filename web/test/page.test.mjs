@@ -157,6 +157,23 @@ test("the catalogue's quantized variants load from the picker and match mote run
 	await L.loading(page, () => page.selectOption("#model", "stories260K"));
 });
 
+test("a model dropped on the page loads", async () => {
+	const f = path.join(L.webDir, "models", "stories260K-q4.mote");
+	await L.loading(page, () =>
+		page.evaluate((b64) => {
+			const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+			const dt = new DataTransfer();
+			dt.items.add(new File([bytes], "dropped-q4.mote"));
+			document.querySelector("#drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+		}, readFileSync(f).toString("base64")),
+	);
+	assert.equal(await page.textContent("#error"), "");
+	assert.match(await page.textContent("#status"), /^dropped-q4\.mote · mote q4/);
+	const r = await L.generate(page);
+	assert.equal(r.output + "\n", native(f));
+	await L.loading(page, () => page.selectOption("#model", "stories260K"));
+});
+
 test("a corrupt file shows #error and the page keeps generating with the previous model", async () => {
 	const bad = Buffer.from(defaultModel.subarray(0, 4096));
 	bad[100] ^= 0xff;
