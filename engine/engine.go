@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"sync"
@@ -99,10 +100,18 @@ func (e *Engine) Limits() Limits { return e.lim }
 // tokenizer .bin that replaces the model's own; formats without one need it.
 // The engine does not keep data or tokenizer.
 func (e *Engine) Load(name string, data, tokenizer []byte) (ModelInfo, error) {
+	return e.LoadFrom(name, bytes.NewReader(data), int64(len(data)), tokenizer)
+}
+
+// LoadFrom is Load reading the model from r, which yields size bytes: the
+// weights go straight from r into their final slices, so a host that can
+// stream (the js build reading a JavaScript buffer piece by piece, a worker
+// reading an asset) never holds the model twice in Go's memory.
+func (e *Engine) LoadFrom(name string, r io.Reader, size int64, tokenizer []byte) (ModelInfo, error) {
 	if err := checkName(name); err != nil {
 		return ModelInfo{}, err
 	}
-	if len(data) == 0 {
+	if size <= 0 {
 		return ModelInfo{}, fmt.Errorf("%w: model %q: no bytes given", ErrBadInput, name)
 	}
 	e.mu.Lock()
@@ -112,7 +121,7 @@ func (e *Engine) Load(name string, data, tokenizer []byte) (ModelInfo, error) {
 		return ModelInfo{}, err
 	}
 
-	m, info, err := models.ReadBytes(name, data)
+	m, info, err := models.Read(name, r, size)
 	if err != nil {
 		return ModelInfo{}, err
 	}

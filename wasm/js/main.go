@@ -36,6 +36,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"syscall/js"
@@ -121,7 +122,7 @@ func load(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := byteArg(args[1], "bytes")
+	data, err := byteView(args[1], "bytes")
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func load(args []js.Value) (any, error) {
 			return nil, err
 		}
 	}
-	mi, err := eng.Load(name, data, tok)
+	mi, err := eng.LoadFrom(name, &jsReader{v: data, n: data.Length()}, int64(data.Length()), tok)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +302,34 @@ func str(args []js.Value, i int, what string) (string, error) {
 
 // byteArg copies a Uint8Array, an ArrayBuffer or any ArrayBuffer view into Go.
 func byteArg(v js.Value, what string) ([]byte, error) {
+	v, err := byteView(v, what)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, v.Length())
+	js.CopyBytesToGo(b, v)
+	return b, nil
+}
+
+// jsReader reads a JavaScript Uint8Array piece by piece, so that a model is
+// read straight into its final Go slices instead of being copied whole first.
+type jsReader struct {
+	v      js.Value // Uint8Array
+	off, n int
+}
+
+func (r *jsReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n-r.off)
+	c := js.CopyBytesToGo(p[:k], r.v.Call("subarray", r.off, r.off+k))
+	r.off += c
+	return c, nil
+}
+
+// byteView returns v as a Uint8Array (a view, nothing copied).
+func byteView(v js.Value, what string) (js.Value, error) {
 	g := js.Global()
 	u8 := g.Get("Uint8Array")
 	switch {
@@ -310,9 +339,7 @@ func byteArg(v js.Value, what string) ([]byte, error) {
 	case v.Type() == js.TypeObject && g.Get("ArrayBuffer").Call("isView", v).Bool():
 		v = u8.New(v.Get("buffer"), v.Get("byteOffset"), v.Get("byteLength"))
 	default:
-		return nil, fmt.Errorf("%w: %s must be a Uint8Array or an ArrayBuffer, got %s", errArg, what, v.Type())
+		return js.Value{}, fmt.Errorf("%w: %s must be a Uint8Array or an ArrayBuffer, got %s", errArg, what, v.Type())
 	}
-	b := make([]byte, v.Length())
-	js.CopyBytesToGo(b, v)
-	return b, nil
+	return v, nil
 }
