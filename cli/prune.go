@@ -16,7 +16,12 @@ import (
 
 // mote prune IN -o OUT [--ffn F] [--heads F] [--layers N] [--vocab TEXT]
 //     [--sparsity F] [--nm N:M] [--method magnitude|wanda] [--calib TEXT]
-//     [--seed N] [-z TOKENIZER] [--compress none|zstd|tensor]
+//     [--seed N] [-z TOKENIZER] [--compress none|zstd|tensor] [--no-refit]
+//
+// F is a fraction removed, N a number of layers removed. --calib TEXT
+// measures importance on that text; without it the model writes its own
+// calibration text (--seed). --no-refit skips the least-squares refit of
+// w2/wo after FFN or head pruning. See docs/PRUNE.md.
 
 type pruneOpts struct {
 	in, out, tokenizer string
@@ -41,6 +46,10 @@ func parsePrune(args []string) (pruneOpts, error) {
 				return p, usage("one input model, got %q and %q", p.in, a)
 			}
 			p.in = a
+			continue
+		}
+		if a == "--no-refit" {
+			p.o.NoRefit = true
 			continue
 		}
 		name, val, hasVal := strings.Cut(a, "=")
@@ -213,6 +222,9 @@ func writeModelFile(path string, m *core.Model, wo models.WriteOptions) (int64, 
 		if st, err = tmp.Stat(); err == nil {
 			size = st.Size()
 		}
+	}
+	if err == nil {
+		err = tmp.Chmod(0o644) // CreateTemp makes it private; a model file is not
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,10 +70,19 @@ func TestPruneCLIStructured(t *testing.T) {
 	in, tok := sharedPath("models", "stories260K.bin"), sharedPath("models", "tok512.bin")
 	out := filepath.Join(dir, "ffn.mote")
 	report := mustPrune(t, in, "-z", tok, "-o", out, "--ffn", "0.25", "--layers=1", "--vocab", vocab, "--calib", calib)
+	refit, plain := filepath.Join(dir, "refit.mote"), filepath.Join(dir, "plain.mote")
+	mustPrune(t, in, "-z", tok, "-o", refit, "--ffn", "0.25", "--calib", calib)
+	mustPrune(t, in, "-z", tok, "-o", plain, "--ffn", "0.25", "--calib", calib, "--no-refit")
+	if a, b := openPruned(t, plain), openPruned(t, refit); a.Config.HiddenDim != 129 || slices.Equal(a.Weights.W2[0].F, b.Weights.W2[0].F) {
+		t.Fatal("--no-refit made no difference to w2")
+	}
 	for _, want := range []string{"ffn hidden 172 -> 129", "layers 5 -> 4", "vocab 512 -> ", "calibration: "} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("output mode: %v %v", st.Mode(), err)
 	}
 	m := openPruned(t, out)
 	if c := m.Config; c.HiddenDim != 129 || c.NLayers != 4 || c.VocabSize >= 512 || m.Weights.W1[0].Type != core.F32 {
