@@ -243,11 +243,121 @@ type BertState struct {
 	mc  []float32 // the Min correction of one output (rows)
 
 	xq, hq qBatch // quantized x/xb (tokens, dim) and hb (tokens, hidden); unused for float activations
-	job    MatVecJob
-	qv     QVec // the job's view of one token's quantized input
+	job    BertJob
 
 	MaxTokens int
-	Par       Parallel // optional row splitter for big matrices (native callers)
+	Par       BertParallel // optional row splitter for big matrices (native callers)
+}
+
+// BertParallel splits an encoder's matrix products across cores, as
+// Parallel does the decoder's; nil means run on the caller. Implementations
+// live outside core (core starts no goroutines).
+type BertParallel interface {
+	Do(rows int, job *BertJob)
+}
+
+// BertJob is one matrix times the vectors of every token, split by rows:
+// out[t] = W in[t] for rows r0..r1-1 of each token t. A native caller may
+// run Run on disjoint row ranges from several goroutines.
+type BertJob struct {
+	out    []float32 // (tokens, rows)
+	w      *Mat
+	in     []float32 // (tokens, cols)
+	inq    *qBatch   // in quantized, or nil for float activations
+	tokens int
+}
+
+// maxBatchGroups bounds the activation groups of a row that the batched
+// kernel's group sums (kept on the stack) may have.
+const maxBatchGroups = 256
+
+// Run computes rows r0..r1-1 for every token. Q8 weights with int8
+// activations in groups of a multiple of 16 go four tokens at a time
+// through one weight row (dots4I8: the row is widened once for four
+// vectors, and their group sums reduced together), the rest one token at
+// a time through the decoder's kernels; both give the bits of
+// matVecQ8Ref, since integer sums are exact and the float terms are added
+// in the same order.
+func (j *BertJob) Run(r0, r1 int) {
+	w := j.w
+	rows, n := w.Rows, w.Cols
+	t := 0
+	if q := j.inq; q != nil && w.Type == Q8 && batchQ8(n, q.gs) {
+		var buf [4 * maxBatchGroups]int32
+		nga := n / q.gs
+		isums := buf[:4*nga]
+		gpr := w.GroupsPerRow()
+		for ; t+4 <= j.tokens; t += 4 {
+			x := q.q[t*n : (t+4)*n]
+			xs0, xs1 := q.s[t*q.gpr:(t+1)*q.gpr], q.s[(t+1)*q.gpr:(t+2)*q.gpr]
+			xs2, xs3 := q.s[(t+2)*q.gpr:(t+3)*q.gpr], q.s[(t+3)*q.gpr:(t+4)*q.gpr]
+			for i := r0; i < r1; i++ {
+				dots4I8(w.Q[i*n:(i+1)*n], x, n, n, q.gs, isums)
+				rs := w.S[i*gpr : (i+1)*gpr]
+				o := j.out[t*rows+i:]
+				if w.GroupSize == q.gs {
+					o[0], o[rows], o[2*rows], o[3*rows] = combine4(isums, xs0, xs1, xs2, xs3, rs)
+					continue
+				}
+				for k, xs := range [4][]float32{xs0, xs1, xs2, xs3} {
+					o[k*rows] = combineBatch(isums, k, xs, rs, n, w.GroupSize, q.gs)
+				}
+			}
+		}
+	}
+	for ; t < j.tokens; t++ {
+		mv := MatVecJob{Out: j.out[t*rows : (t+1)*rows], W: w, X: j.in[t*n : (t+1)*n]}
+		var qv QVec
+		if q := j.inq; q != nil {
+			qv = QVec{Q: q.q[t*n : (t+1)*n], S: q.s[t*q.gpr : (t+1)*q.gpr], GroupSize: q.gs}
+			mv.XQ = &qv
+		}
+		mv.Run(r0, r1)
+	}
+}
+
+// combineBatch applies the scales to vector k's activation-group sums
+// (isums[4a+k]) in the order matVecQ8Ref adds them.
+func combineBatch(isums []int32, k int, xs, rs []float32, n, gw, ga int) float32 {
+	var val float32
+	a := 0 // activation group
+	for g, j0 := 0, 0; g < len(rs); g, j0 = g+1, j0+gw {
+		j1 := min(j0+gw, n)
+		var acc float32
+		for a0 := j0; a0 < j1; a0, a = a0+ga, a+1 {
+			acc += float32(float32(isums[4*a+k]) * xs[a])
+		}
+		val += float32(acc * rs[g])
+	}
+	return val
+}
+
+// combine4 is combineBatch for weight groups equal to the activation
+// groups (GGUF's blocks), for the four vectors at once: four independent
+// chains of float32 sums, each in matVecQ8Ref's order (an activation group
+// is then its weight group's only term, and 0 + x is x). Measured on
+// all-MiniLM-L6-v2 (128 tokens, amd64, loaded 2-core VM): the combination
+// took 2.4x the time of the integer dot products before, ~0.6x after.
+func combine4(isums []int32, xs0, xs1, xs2, xs3, rs []float32) (v0, v1, v2, v3 float32) {
+	isums = isums[:4*len(rs)]
+	xs0, xs1, xs2, xs3 = xs0[:len(rs)], xs1[:len(rs)], xs2[:len(rs)], xs3[:len(rs)]
+	for g, r := range rs {
+		s := isums[4*g : 4*g+4]
+		v0 += float32(float32(float32(s[0])*xs0[g]) * r)
+		v1 += float32(float32(float32(s[1])*xs1[g]) * r)
+		v2 += float32(float32(float32(s[2])*xs2[g]) * r)
+		v3 += float32(float32(float32(s[3])*xs3[g]) * r)
+	}
+	return
+}
+
+// dots4I8Ref is the plain specification of dots4I8.
+func dots4I8Ref(w, x []int8, xstride, n, ga int, isums []int32) {
+	for a := 0; a < n/ga; a++ {
+		for k := 0; k < 4; k++ {
+			isums[4*a+k] = dotI8(w[a*ga:(a+1)*ga], x[k*xstride+a*ga:k*xstride+(a+1)*ga])
+		}
+	}
 }
 
 // qBatch holds the int8 copies of several tokens' vectors of n values, in
@@ -411,19 +521,18 @@ func (m *Bert) linear(s *BertState, out []float32, lin *Linear, in []float32, in
 		inq.quantize(in, tokens, ga)
 	}
 	j := &s.job
+	*j = BertJob{out: out, w: wm, in: in, tokens: tokens}
+	if ga > 0 {
+		j.inq = inq
+	}
+	if s.Par != nil && rows*cols*tokens >= 1<<17 {
+		s.Par.Do(rows, j)
+	} else {
+		j.Run(0, rows)
+	}
 	for t := 0; t < tokens; t++ {
 		o := out[t*rows : (t+1)*rows]
 		x := in[t*cols : (t+1)*cols]
-		j.Out, j.W, j.X, j.XQ = o, wm, x, nil
-		if ga > 0 {
-			s.qv = QVec{Q: inq.q[t*cols : (t+1)*cols], S: inq.s[t*inq.gpr : (t+1)*inq.gpr], GroupSize: inq.gs}
-			j.XQ = &s.qv
-		}
-		if s.Par != nil && rows*cols >= 1<<16 {
-			s.Par.Do(rows, j)
-		} else {
-			j.Run(0, rows)
-		}
 		if lin.Min != nil {
 			// the asymmetric part: Σ_g Min[i][g] · (Σ_{j in g} x_j)
 			gsz := wm.GroupSize

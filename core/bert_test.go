@@ -282,10 +282,10 @@ func TestBertIntegerActivations(t *testing.T) {
 	}
 }
 
-// halves is a Parallel that runs a job's rows as two spans, in reverse.
+// halves is a BertParallel that runs a job's rows as two spans, in reverse.
 type halves struct{ calls int }
 
-func (h *halves) Do(rows int, j *MatVecJob) {
+func (h *halves) Do(rows int, j *BertJob) {
 	h.calls++
 	j.Run(rows/2, rows)
 	j.Run(0, rows/2)
@@ -313,6 +313,71 @@ func TestBertStateReuseAndParallel(t *testing.T) {
 	}
 	if h.calls == 0 {
 		t.Error("the Parallel hook was never used")
+	}
+}
+
+func TestDots4I8MatchesRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, ga := range []int{16, 32, 48, 64} {
+		for _, groups := range []int{1, 2, 3, 5, 12, 24, 96} {
+			n := ga * groups
+			if n/ga > maxBatchGroups {
+				continue
+			}
+			stride := n + r.IntN(40)
+			w := make([]int8, n)
+			x := make([]int8, 3*stride+n)
+			for i := range w {
+				w[i] = int8(r.IntN(256) - 128)
+			}
+			for i := range x {
+				x[i] = int8(r.IntN(256) - 128)
+			}
+			w[0], x[0] = -128, -128 // the extreme product
+			got, want := make([]int32, 4*groups), make([]int32, 4*groups)
+			dots4I8Ref(w, x, stride, n, ga, want)
+			if batchQ8(n, ga) {
+				dots4I8(w, x, stride, n, ga, got)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("ga %d n %d: sum %d (group %d, vector %d) = %d, want %d", ga, n, i, i/4, i%4, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestBertJobBatchedBits(t *testing.T) {
+	// the four-token kernel path gives the per-token kernels' bits
+	r := rand.New(rand.NewPCG(4, 5))
+	for _, c := range []struct{ rows, cols, gw, ga int }{{40, 64, 32, 32}, {33, 96, 32, 16}, {20, 384, 16, 16}, {17, 128, 64, 32}, {9, 80, 80, 16}} {
+		tokens := 7
+		w := NewMatQ8(c.rows, c.cols, c.gw, make([]int8, c.rows*c.cols), make([]float32, c.rows*((c.cols+c.gw-1)/c.gw)))
+		for i := range w.Q {
+			w.Q[i] = int8(r.IntN(255) - 127)
+		}
+		for i := range w.S {
+			w.S[i] = float32(r.Float64())
+		}
+		in := make([]float32, tokens*c.cols)
+		for i := range in {
+			in[i] = float32(r.NormFloat64())
+		}
+		q := newQBatch(tokens, c.cols, c.ga)
+		q.quantize(in, tokens, c.ga)
+		out := make([]float32, tokens*c.rows)
+		j := BertJob{out: out, w: &w, in: in, inq: &q, tokens: tokens}
+		j.Run(0, c.rows)
+		for tk := 0; tk < tokens; tk++ {
+			want := make([]float32, c.rows)
+			matVecQ8Ref(want, w.Q, w.S, q.q[tk*c.cols:(tk+1)*c.cols], q.s[tk*q.gpr:(tk+1)*q.gpr], c.cols, c.gw, c.ga, 0, c.rows)
+			for i, v := range want {
+				if math.Float32bits(v) != math.Float32bits(out[tk*c.rows+i]) {
+					t.Fatalf("%+v token %d row %d: %v, the specification %v", c, tk, i, out[tk*c.rows+i], v)
+				}
+			}
+		}
 	}
 }
 

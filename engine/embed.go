@@ -45,7 +45,7 @@ const (
 // Embedder holds encoder models by name. It is safe for concurrent use.
 type Embedder struct {
 	lim EmbedLimits
-	par core.Parallel
+	par core.BertParallel
 
 	mu     sync.Mutex
 	models map[string]*encoder
@@ -54,7 +54,7 @@ type Embedder struct {
 type encoder struct {
 	m    *core.Bert
 	info EncoderInfo
-	par  core.Parallel
+	par  core.BertParallel
 
 	mu   sync.Mutex
 	free []*core.BertState // idle states for the model's whole context
@@ -104,7 +104,7 @@ type EncoderInfo struct {
 
 // NewEmbedder returns an empty Embedder. par, when not nil, splits big
 // matrix products across cores (native hosts; nil in wasm).
-func NewEmbedder(lim EmbedLimits, par core.Parallel) *Embedder {
+func NewEmbedder(lim EmbedLimits, par core.BertParallel) *Embedder {
 	if lim.MaxModels <= 0 {
 		lim.MaxModels = DefaultMaxEncoders
 	}
