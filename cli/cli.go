@@ -21,9 +21,14 @@ usage:
   mote pull NAME|URL
   mote bench [MODEL | --shape 260K|15M|42M|110M] [--type f32|q8|q4] [--target native|wasip1]
              [-n TOKENS] [--runs N] [--json]
+  mote embed ENCODER (-i TEXT | --file LINES | --bench) [--json] [--truncate]
+  mote similar ENCODER A B [--json]
+  mote classify ENCODER (--labels "a,b,c" | --head HEAD) (-i TEXT | --file LINES) [--json]
+  mote classify train ENCODER --data LABELED.tsv -o HEAD [--split 0.8] [--max-tokens N]
 
 MODEL is any file mote reads (llama2.c .bin, GGUF, .mote); without one, the
 default model is used (MOTE_MODEL, or dist/models/stories260K.mote).
+ENCODER is a sentence encoder: a GGUF bert model or a .mote encoder (docs/EMBED.md).
 `
 
 // errUsage marks an error in the command line (exit code 2).
@@ -54,6 +59,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdPull(args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case "embed":
+		err = cmdEmbed(args[1:], stdout, stderr)
+	case "similar":
+		err = cmdSimilar(args[1:], stdout, stderr)
+	case "classify":
+		err = cmdClassify(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
