@@ -34,8 +34,12 @@ var Presets = []Preset{
 		"act = 0\n* = 4b/nl/g32/f16\n"},
 	{"q4g", "4-bit uniform groups of 32 (-8..7), f16 scales, weighted scale search (like Q4_0 with a better scale); float activations",
 		"act = 0\n* = 4b/uniform/g32/f16\n"},
+	{"q3m", "3-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; attn_k at 5 bits, attn_v and the embedding at 4; float activations",
+		"act = 0\n* = 3b/learned/g16/log8+gptq\nwk = 5b/learned/g16/log8+gptq\nwv = 4b/learned/g16/log8+gptq\nemb = 4b/learned/g16/log8+gptq\n"},
 	{"q3", "3-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; float activations",
 		"act = 0\n* = 3b/learned/g16/log8+gptq\n"},
+	{"q2m", "2-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; attn_k at 4 bits, attn_v and the embedding at 3; float activations",
+		"act = 0\n* = 2b/learned/g16/log8+gptq\nwk = 4b/learned/g16/log8+gptq\nwv = 3b/learned/g16/log8+gptq\nemb = 3b/learned/g16/log8+gptq\n"},
 	{"q2", "2-bit codebook fitted per tensor, groups of 16, log8 scales, error feedback; float activations",
 		"act = 0\n* = 2b/learned/g16/log8+gptq\n"},
 }

@@ -1,0 +1,400 @@
+// Command qchart measures mote's quantization recipes on stories260K and
+// draws the size/quality chart of docs/QUANT.md: every recipe is run with
+// the mote command itself (mote prune, mote quant, as a user would), the
+// files are scored with the llama-perplexity protocol at context 256 against
+// the fp32 model in one pass, and the results are written as a markdown
+// table, a JSON file and an SVG chart (file bytes against mean KLD, with
+// llama.cpp's points for the same model beside mote's).
+//
+//	go run ./quant/cmd/qchart [-work DIR] [-out DIR] [-chunks N] [-only a,b]
+//
+// From the repository root; it reads ../shared/models. A full run scores
+// 1,578 chunks per recipe (about 400,000 forward passes each).
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"mote/cli"
+	"mote/core"
+	"mote/models"
+	"mote/quant"
+)
+
+// recipe is one point of mote's curve: optional pruning, then quantization.
+type recipe struct {
+	Name  string   `json:"name"`
+	Prune []string `json:"prune,omitempty"` // mote prune flags
+	Quant []string `json:"quant"`           // mote quant flags (--type ...)
+	About string   `json:"about"`
+}
+
+var recipes = []recipe{
+	{Name: "q8", Quant: []string{"--type", "q8"}},
+	{Name: "q8a", Quant: []string{"--type", "q8a"}},
+	{Name: "q6", Quant: []string{"--type", "q6"}},
+	{Name: "q5", Quant: []string{"--type", "q5"}},
+	{Name: "q4e8", Quant: []string{"--type", "q4e8"}},
+	{Name: "q4", Quant: []string{"--type", "q4"}},
+	{Name: "q4nl", Quant: []string{"--type", "q4nl"}},
+	{Name: "q4g", Quant: []string{"--type", "q4g"}},
+	{Name: "q3m", Quant: []string{"--type", "q3m"}},
+	{Name: "q3", Quant: []string{"--type", "q3"}},
+	{Name: "q2m", Quant: []string{"--type", "q2m"}},
+	{Name: "q2", Quant: []string{"--type", "q2"}},
+	{Name: "ffn25+q4", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --ffn 0.25, then q4"},
+	{Name: "layers1+q4", Prune: []string{"--layers", "1"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --layers 1, then q4"},
+	{Name: "sparse50+q4", Prune: []string{"--sparsity", "0.5", "--method", "wanda"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --sparsity 0.5 --method wanda, then q4 (zeros compress)"},
+	{Name: "ffn25+q3m", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q3m"},
+		About: "mote prune --ffn 0.25, then q3m"},
+}
+
+// anchor is one of llama.cpp's points for stories260K (the issue's figures:
+// llama-quantize, llama-perplexity --kl-divergence at context 256).
+type anchor struct {
+	Name  string
+	Bytes int64
+	KLD   float64
+	Top1  float64
+}
+
+var anchors = []anchor{
+	{"Q8_0", 379168, 0.00130, 0.9789},
+	{"Q5_K_M", 316448, 0.0287, 0.9119},
+	{"Q4_K_S", 303072, 0.0366, 0.9019},
+	{"Q3_K_M", 281120, 0.0965, 0.8433},
+	{"IQ4_NL", 277024, 0.1105, 0.8315},
+	{"Q4_0", 277024, 0.1424, 0.8077},
+}
+
+// point is a measured recipe.
+type point struct {
+	recipe
+	File        string  `json:"file"`
+	Bytes       int64   `json:"file_bytes"`
+	BitsPerW    float64 `json:"bits_per_weight"`
+	ActGroup    int     `json:"act_group"`
+	PPL         float64 `json:"ppl"`
+	LnRatio     float64 `json:"ln_ppl_ratio"`
+	KLD         float64 `json:"kld_mean"`
+	KLDP99      float64 `json:"kld_p99"`
+	KLDMax      float64 `json:"kld_max"`
+	Top1        float64 `json:"top1"`
+	RMSDp       float64 `json:"rms_dp"`
+	Best        bool    `json:"best_at_its_size"`
+	QuantStderr string  `json:"-"`
+}
+
+func main() {
+	shared := flag.String("shared", filepath.Join("..", "shared", "models"), "folder of stories260K.bin, tok512.bin and the TinyStories text")
+	work := flag.String("work", filepath.Join("dist", "quant"), "folder for the quantized files")
+	out := flag.String("out", "docs", "folder for quant-results.md, quant-results.json and quant-chart.svg")
+	chunks := flag.Int("chunks", 0, "score only the first N chunks (0: all 1,578)")
+	only := flag.String("only", "", "comma-separated recipe names to run (default: all)")
+	flag.Parse()
+	if err := run(*shared, *work, *out, *chunks, *only); err != nil {
+		fmt.Fprintf(os.Stderr, "qchart: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(shared, work, out string, chunks int, only string) error {
+	base := filepath.Join(shared, "stories260K.bin")
+	tok := filepath.Join(shared, "tok512.bin")
+	textPath := filepath.Join(shared, "tinystories-valid-first1000.txt")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	var pts []*point
+	for _, r := range recipes {
+		if only != "" && !strings.Contains(","+only+",", ","+r.Name+",") {
+			continue
+		}
+		p, err := build(r, base, tok, work)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+		pts = append(pts, p)
+	}
+	bm, _, err := models.Open(base, tok)
+	if err != nil {
+		return err
+	}
+	text, err := os.ReadFile(textPath)
+	if err != nil {
+		return err
+	}
+	segs, err := quant.ChunkSegments(quant.TextTokens(bm.Tokenizer, string(text)), 256, bm.Tokenizer.BOS)
+	if err != nil {
+		return err
+	}
+	if chunks > 0 && chunks < len(segs) {
+		segs = segs[:chunks]
+	}
+	ms := make([]*core.Model, len(pts))
+	for i, p := range pts {
+		if ms[i], _, err = models.Open(p.File, ""); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "qchart: scoring %d files on %d chunks\n", len(pts), len(segs))
+	rs, err := quant.EvaluateMany(ms, bm, segs, quant.Options{Progress: func(done int) {
+		if done%50 == 0 || done == len(segs) {
+			fmt.Fprintf(os.Stderr, "qchart: %d/%d chunks, %v\n", done, len(segs), time.Since(start).Round(time.Second))
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	for i, p := range pts {
+		r := rs[i]
+		p.PPL, p.LnRatio, p.KLD, p.KLDP99, p.KLDMax, p.Top1, p.RMSDp = r.PPL, r.LnRatio, r.KLDMean, r.KLDP99, r.KLDMax, r.Top1, r.RMSDp
+		p.ActGroup = ms[i].ActGroup
+	}
+	markBest(pts)
+	scored := rs[0].Scored
+	cmdline := "go run ./quant/cmd/qchart"
+	if chunks > 0 {
+		cmdline += fmt.Sprintf(" -chunks %d", chunks)
+	}
+	if only != "" {
+		cmdline += " -only " + only
+	}
+	md := table(pts, rs[0].BasePPL, len(segs), scored, cmdline)
+	if err := os.WriteFile(filepath.Join(out, "quant-results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(map[string]any{"generated_by": cmdline, "chunks": len(segs), "scored_tokens": scored,
+		"base_ppl": rs[0].BasePPL, "points": pts, "llama_cpp": anchors}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "quant-results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := chart(pts, filepath.Join(out, "quant-chart.svg"), cmdline); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	return nil
+}
+
+// build runs the recipe's commands as a user would and returns its file.
+func build(r recipe, base, tok, work string) (*point, error) {
+	in := base
+	var errb bytes.Buffer
+	if len(r.Prune) > 0 {
+		pruned := filepath.Join(work, r.Name+"-pruned.mote")
+		args := append([]string{"prune", base, "-z", tok, "-o", pruned}, r.Prune...)
+		if code := cli.Main(args, io.Discard, &errb); code != 0 {
+			return nil, fmt.Errorf("mote %s: %s", strings.Join(args, " "), errb.String())
+		}
+		in = pruned
+	}
+	file := filepath.Join(work, r.Name+".mote")
+	args := append([]string{"quant", in, "-z", tok, "-o", file}, r.Quant...)
+	if in != base {
+		args = append([]string{"quant", in, "-o", file}, r.Quant...) // the pruned container has its tokenizer
+	}
+	errb.Reset()
+	if code := cli.Main(args, io.Discard, &errb); code != 0 {
+		return nil, fmt.Errorf("mote %s: %s", strings.Join(args, " "), errb.String())
+	}
+	fmt.Fprint(os.Stderr, errb.String())
+	st, err := os.Stat(file)
+	if err != nil {
+		return nil, err
+	}
+	p := &point{recipe: r, File: file, Bytes: st.Size(), BitsPerW: float64(st.Size()) * 8 / 260032}
+	if p.About == "" {
+		typ := r.Quant[len(r.Quant)-1]
+		for _, pr := range quant.Presets {
+			if pr.Name == typ {
+				p.About = pr.About
+			}
+		}
+	}
+	return p, nil
+}
+
+// markBest flags the points no other point beats on both size and KLD.
+func markBest(pts []*point) {
+	for _, p := range pts {
+		p.Best = true
+		for _, o := range pts {
+			if o != p && o.Bytes <= p.Bytes && o.KLD < p.KLD {
+				p.Best = false
+			}
+		}
+	}
+}
+
+func table(pts []*point, basePPL float64, chunks, scored int, cmdline string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<!-- Generated by `%s`; do not edit. -->\n\n", cmdline)
+	fmt.Fprintf(&b, "stories260K, llama-perplexity protocol at context 256 on tinystories-valid-first1000.txt "+
+		"(%d chunks, %d scored tokens), against the fp32 model (PPL %.4f). Bytes are whole files as written "+
+		"(zstd container, tokenizer included). ★ marks the best file at its size (no smaller file has a lower KLD).\n\n",
+		chunks, scored, basePPL)
+	b.WriteString("| recipe | bytes | bits/weight | mean KLD | 99% KLD | top-1 | PPL | ln(PPL/PPL_base) | RMS Δp | activations |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	sorted := append([]*point(nil), pts...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Bytes > sorted[j].Bytes })
+	for _, p := range sorted {
+		star := ""
+		if p.Best {
+			star = " ★"
+		}
+		act := "float"
+		if p.ActGroup > 0 {
+			act = fmt.Sprintf("int8 g%d", p.ActGroup)
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %.2f | %.5f | %.4f | %.2f %% | %.4f | %.5f | %.2f %% | %s |\n",
+			p.Name, star, commas(p.Bytes), p.BitsPerW, p.KLD, p.KLDP99, 100*p.Top1, p.PPL, p.LnRatio, 100*p.RMSDp, act)
+	}
+	b.WriteString("\nllama.cpp on the same model and protocol (the issue's anchors):\n\n")
+	b.WriteString("| llama.cpp type | bytes | bits/weight | mean KLD | top-1 |\n|---|---:|---:|---:|---:|\n")
+	for _, a := range anchors {
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.5f | %.2f %% |\n", a.Name, commas(a.Bytes), float64(a.Bytes)*8/260032, a.KLD, 100*a.Top1)
+	}
+	b.WriteString("\nRecipes:\n\n")
+	for _, p := range pts {
+		fmt.Fprintf(&b, "- %s: %s\n", p.Name, p.About)
+	}
+	return b.String()
+}
+
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// chart draws file bytes (x) against mean KLD (y), both logarithmic.
+func chart(pts []*point, path, cmdline string) error {
+	p := plot.New()
+	p.Title.Text = "stories260K: file size against mean KL divergence (context 256)"
+	p.X.Label.Text = "file bytes"
+	p.Y.Label.Text = "mean KLD vs fp32 (nats)"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker = sizeTicks{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Add(plotter.NewGrid())
+
+	var front, others plotter.XYs
+	var frontLabels, otherLabels []string
+	sorted := append([]*point(nil), pts...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Bytes < sorted[j].Bytes })
+	for _, q := range sorted {
+		xy := plotter.XY{X: float64(q.Bytes), Y: math.Max(q.KLD, 1e-6)}
+		if q.Best {
+			front, frontLabels = append(front, xy), append(frontLabels, q.Name)
+		} else {
+			others, otherLabels = append(others, xy), append(otherLabels, q.Name)
+		}
+	}
+	var ll plotter.XYs
+	var llLabels []string
+	for _, a := range anchors {
+		ll, llLabels = append(ll, plotter.XY{X: float64(a.Bytes), Y: a.KLD}), append(llLabels, a.Name)
+	}
+	blue, grey, red := color.RGBA{R: 31, G: 119, B: 180, A: 255}, color.RGBA{R: 120, G: 120, B: 120, A: 255}, color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	if len(front) > 0 {
+		line, scatter, err := plotter.NewLinePoints(front)
+		if err != nil {
+			return err
+		}
+		line.Color, scatter.Color, scatter.Shape = blue, blue, draw.CircleGlyph{}
+		p.Add(line, scatter)
+		p.Legend.Add("mote, best at its size", line, scatter)
+		if err := addLabels(p, front, frontLabels, blue); err != nil {
+			return err
+		}
+	}
+	if len(others) > 0 {
+		s, err := plotter.NewScatter(others)
+		if err != nil {
+			return err
+		}
+		s.Color, s.Shape = grey, draw.RingGlyph{}
+		p.Add(s)
+		p.Legend.Add("mote, other recipes", s)
+		if err := addLabels(p, others, otherLabels, grey); err != nil {
+			return err
+		}
+	}
+	s, err := plotter.NewScatter(ll)
+	if err != nil {
+		return err
+	}
+	s.Color, s.Shape = red, draw.TriangleGlyph{}
+	p.Add(s)
+	p.Legend.Add("llama.cpp", s)
+	if err := addLabels(p, ll, llLabels, red); err != nil {
+		return err
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	var buf bytes.Buffer
+	w, err := p.WriterTo(9*vg.Inch, 6*vg.Inch, "svg")
+	if err != nil {
+		return err
+	}
+	if _, err := w.WriteTo(&buf); err != nil {
+		return err
+	}
+	// say how it was made, as generated files do
+	svg := strings.Replace(buf.String(), "<svg", fmt.Sprintf("<!-- Generated by `%s`; do not edit. -->\n<svg", cmdline), 1)
+	return os.WriteFile(path, []byte(svg), 0o644)
+}
+
+func addLabels(p *plot.Plot, xys plotter.XYs, names []string, c color.Color) error {
+	l, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: names})
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].Color = c
+		l.TextStyle[i].Font.Size = vg.Points(8)
+	}
+	l.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(3)}
+	p.Add(l)
+	return nil
+}
+
+// sizeTicks labels a byte axis in kB at round values.
+type sizeTicks struct{}
+
+func (sizeTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for _, v := range []float64{50e3, 60e3, 70e3, 80e3, 90e3, 100e3, 125e3, 150e3, 175e3, 200e3, 250e3, 300e3, 350e3, 400e3, 500e3} {
+		if v >= lo && v <= hi {
+			ts = append(ts, plot.Tick{Value: v, Label: fmt.Sprintf("%.0f kB", v/1e3)})
+		}
+	}
+	return ts
+}
