@@ -832,7 +832,7 @@ func TestRejects(t *testing.T) {
 		{"wrong shape", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[1].cols = 9; cw.layout() }), ErrCorrupt},
 		{"group size 2^40", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].gs = 1 << 40; cw.layout() }), ErrLimit},
 		{"group size 0", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].gs = 0; cw.layout() }), ErrCorrupt},
-		{"reserved type 5", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.typ = 5 }) }), ErrUnsupported},
+		{"reserved type 6", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.typ = 6 }) }), ErrUnsupported},
 		{"scale type 3", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[2].scale = 3; cw.layout() }), ErrUnsupported},
 		{"q8 norm", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { cw.tensors[1].typ = TypeQ8; cw.tensors[1].gs = 4; cw.layout() }), ErrUnsupported},
 		{"stored size wrong", ctTamper(t, m, WriteOptions{}, func(cw *containerWriter) { dirSays(cw, 2, func(t *outTensor) { t.raw++ }) }), ErrCorrupt},
@@ -1056,7 +1056,10 @@ func TestReadContainerInfo(t *testing.T) {
 }
 
 // TestDefaultSizes pins the size ordering the CLI default was chosen by:
-// whole-payload zstd beats storing; per-tensor frames stay within 0.5 %.
+// whole-payload zstd beats storing and per-tensor frames. (Per-tensor frames
+// were within 0.5 % of it before fp32 matrices were byte-shuffled; with the
+// shuffle, one stream finds more across tensors: 893,053 vs 932,398 bytes on
+// stories260K, so the bound is 5 %.)
 func TestDefaultSizes(t *testing.T) {
 	for _, name := range []string{"stories260K.bin", "stories260K_q80_gs4.bin"} {
 		src := ctOpenShared(t, name)
@@ -1065,7 +1068,7 @@ func TestDefaultSizes(t *testing.T) {
 		tensor := len(ctEncode(t, src, WriteOptions{Compression: CompressTensor}))
 		weights := int(src.Config.NumWeights(true)*4) * map[bool]int{true: 1, false: 0}[name == "stories260K.bin"]
 		t.Logf("%s: none %d, zstd %d, tensor %d", name, none, whole, tensor)
-		if !(whole < none*95/100) || math.Abs(float64(tensor-whole)) > float64(whole)/200 {
+		if !(whole < none*95/100) || !(whole <= tensor) || float64(tensor-whole) > float64(whole)/20 {
 			t.Errorf("%s: none %d, zstd %d, tensor %d", name, none, whole, tensor)
 		}
 		if weights > 0 && none-weights > 2100 { // tokenizer 1376 + a few hundred bytes
@@ -1249,5 +1252,46 @@ func BenchmarkReadContainer(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// fp32 matrices are byte-shuffled (f32s) in the compressed modes unless
+// NoShuffle asks otherwise; either way they read back bit for bit, and the
+// shuffled file is smaller.
+func TestShuffledFloats(t *testing.T) {
+	src := ctOpenShared(t, "stories260K.bin")
+	sizes := map[bool]int{}
+	for _, mode := range []Compression{CompressZstd, CompressTensor} {
+		for _, noShuffle := range []bool{false, true} {
+			b := ctEncode(t, src, WriteOptions{Compression: mode, NoShuffle: noShuffle})
+			ci, err := ReadContainerInfo("x.mote", bytes.NewReader(b), int64(len(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := TypeF32S
+			if noShuffle {
+				want = TypeF32
+			}
+			for _, ti := range ci.Tensors {
+				if ti.Rows > 1 && ti.Type != want {
+					t.Errorf("%v noShuffle=%v: %s stored as %v, want %v", mode, noShuffle, ti.Name, ti.Type, want)
+				}
+			}
+			m, _, err := ReadBytes("x.mote", b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range m.Weights.TokenEmbedding.F {
+				if math.Float32bits(v) != math.Float32bits(src.Weights.TokenEmbedding.F[i]) {
+					t.Fatalf("%v noShuffle=%v: token_embd[%d] = %v, want %v", mode, noShuffle, i, v, src.Weights.TokenEmbedding.F[i])
+				}
+			}
+			if mode == CompressZstd {
+				sizes[noShuffle] = len(b)
+			}
+		}
+	}
+	if !(sizes[false] < sizes[true]*97/100) {
+		t.Errorf("shuffled %d bytes, plain %d: want at least 3 %% smaller", sizes[false], sizes[true])
 	}
 }

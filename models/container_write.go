@@ -23,6 +23,7 @@ type WriteOptions struct {
 	F16Scales   bool // store the scales of Q8 and Q4 tensors as IEEE halves (lossy)
 	F16         bool // store fp32 matrices as IEEE halves (lossy; norms stay fp32)
 	NoTensorCRC bool // leave out the per-tensor CRCs (4 bytes a tensor)
+	NoShuffle   bool // compressed modes: store fp32 matrices as f32, not byte-shuffled f32s
 
 	// Packed gives, by tensor name (token_embd, output, blk.N.attn_q, ...),
 	// the compact stored form of quantized matrices (type qk, FORMAT.md).
@@ -32,12 +33,18 @@ type WriteOptions struct {
 	literalNames bool // tests: spell tensor names out instead of using codes
 }
 
-// DefaultZstdLevel is the zstd level used when WriteOptions.Level is 0.
-// klauspost/compress has four encoders (levels 1-2, 3-5, 6-9, 10-22). Measured
-// (FORMAT.md): on stories260K the best one is 0-0.1 % smaller than level 7; on
-// a 15M-shape fp32 model it is 0.01 % smaller and 10x slower (27 s vs 2.4 s),
-// while levels 1-5 do not compress fp32 weights at all.
-const DefaultZstdLevel = 7
+// DefaultZstdLevel is the zstd level used when WriteOptions.Level is 0 and
+// the tensors are larger than smallModelBytes; smaller models get
+// SmallModelZstdLevel. klauspost/compress has four encoders (levels 1-2, 3-5,
+// 6-9, 10-22). Measured: on a 15M-shape fp32 model the best encoder was
+// 0.01 % smaller than level 7 and 10x slower (27 s vs 2.4 s); on stories260K
+// with byte-shuffled fp32 (f32s) it is 3.3 % smaller (923,822 -> 893,053
+// bytes) and takes well under a second, so small models get it.
+const (
+	DefaultZstdLevel    = 7
+	SmallModelZstdLevel = 19
+	smallModelBytes     = 16 << 20
+)
 
 // WriteContainer writes m as a mote container (FORMAT.md). F32, Q8 and Q4
 // tensors are stored exactly as they are in memory unless the options ask
@@ -96,6 +103,7 @@ type containerWriter struct {
 	dataLen int64
 	dataCRC uint32
 	halves  []byte // scratch for converting to halves
+	shuf    []byte // scratch for byte-shuffling f32s blocks
 	flags   byte   // preamble flags beyond the tensor CRC bit (encoders and heads, container_bert.go)
 }
 
@@ -109,9 +117,7 @@ func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error)
 	if o.Level < 0 || o.Level > 22 {
 		return nil, fmt.Errorf("models: zstd level %d outside 1..22", o.Level)
 	}
-	if o.Level == 0 {
-		o.Level = DefaultZstdLevel
-	}
+	autoLevel := o.Level == 0
 	if m.ActGroup > maxGroupSize {
 		return nil, fmt.Errorf("models: activation group %d above the limit %d", m.ActGroup, maxGroupSize)
 	}
@@ -141,8 +147,12 @@ func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error)
 		if t.mat != nil {
 			switch t.mat.Type {
 			case core.F32:
-				if o.F16 {
+				switch {
+				case o.F16:
 					t.typ = TypeF16
+				case o.Compression != CompressNone && !o.NoShuffle:
+					// byte planes compress ~10 % better under zstd
+					t.typ = TypeF32S
 				}
 			case core.Q8, core.Q4:
 				t.typ, t.gs = TypeQ8, t.mat.GroupSize
@@ -164,6 +174,16 @@ func newContainerWriter(m *core.Model, o WriteOptions) (*containerWriter, error)
 	}
 	if used != len(o.Packed) {
 		return nil, fmt.Errorf("models: %d packed tensors given, %d of them name a matrix of this model", len(o.Packed), used)
+	}
+	if autoLevel {
+		var raw int64
+		for i := range cw.tensors {
+			raw += cw.tensors[i].raw
+		}
+		cw.o.Level = DefaultZstdLevel
+		if raw <= smallModelBytes {
+			cw.o.Level = SmallModelZstdLevel
+		}
 	}
 	return cw, cw.prepare()
 }
@@ -259,6 +279,22 @@ func (cw *containerWriter) emit(t *outTensor, fn func([]byte) error) error {
 		return floats(t.vec, false, "values")
 	case t.typ == TypeF32 || t.typ == TypeF16:
 		return floats(t.mat.F, t.typ == TypeF16, "value")
+	case t.typ == TypeF32S:
+		if cw.shuf == nil {
+			cw.shuf = make([]byte, 4*shuffleBlock)
+		}
+		v := t.mat.F
+		for j0 := 0; j0 < len(v); j0 += shuffleBlock {
+			k := min(shuffleBlock, len(v)-j0)
+			in, buf := f32Bytes(v[j0:j0+k]), cw.shuf[:4*k]
+			for i := 0; i < k; i++ {
+				buf[i], buf[k+i], buf[2*k+i], buf[3*k+i] = in[4*i], in[4*i+1], in[4*i+2], in[4*i+3]
+			}
+			if err := fn(buf); err != nil {
+				return err
+			}
+		}
+		return nil
 	case t.typ == TypeQ8:
 		if err := fn(i8Bytes(t.mat.Q)); err != nil {
 			return err
