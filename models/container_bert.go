@@ -786,7 +786,7 @@ func (x *extReader) entry(e *dirEntry) {
 	}
 	e.Stored = int64(stored)
 	switch {
-	case e.Type > TypeF32S:
+	case e.Type > TypeQK: // f32s (5) is for language models only
 		p.fail(ErrUnsupported, "tensor %s has type %d (reserved in version %d)", e.Name, e.Type, ContainerVersion)
 	case e.Type == TypeQK && (e.Bits < minPackedBits || e.Bits > maxPackedBits):
 		p.fail(ErrUnsupported, "tensor %s has %d-bit indices (%d..%d supported)", e.Name, e.Bits, minPackedBits, maxPackedBits)
