@@ -96,3 +96,90 @@ func TestReferencePerplexityDocs(t *testing.T) {
 		t.Errorf("NLL %.7f, want 1.513458", r.NLL)
 	}
 }
+
+// llama-perplexity's chunking: whole chunks only, BOS written over position
+// 0, the second half scored; the token stream itself is not changed.
+func TestChunkSegments(t *testing.T) {
+	toks := make([]int, 1000)
+	for i := range toks {
+		toks[i] = 10 + i%300
+	}
+	segs, err := ChunkSegments(toks, 256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 3 {
+		t.Fatalf("%d chunks of 256 in 1000 tokens", len(segs))
+	}
+	for c, s := range segs {
+		if len(s.Tokens) != 256 || s.Tokens[0] != 1 || s.First != 128 || s.Scored() != 127 {
+			t.Errorf("chunk %d: %d tokens, first %d, scored from %d (%d)", c, len(s.Tokens), s.Tokens[0], s.First, s.Scored())
+		}
+		for i := 1; i < 256; i++ {
+			if s.Tokens[i] != toks[c*256+i] {
+				t.Fatalf("chunk %d token %d changed", c, i)
+			}
+		}
+	}
+	if toks[0] != 10 {
+		t.Error("the caller's tokens were overwritten")
+	}
+	for _, n := range []int{0, 2} {
+		if _, err := ChunkSegments(toks, n, 1); err == nil {
+			t.Errorf("context %d accepted", n)
+		}
+	}
+	if _, err := ChunkSegments(toks[:100], 256, 1); err == nil {
+		t.Error("a text shorter than one chunk accepted")
+	}
+}
+
+func TestDocSegments(t *testing.T) {
+	m := loadStories(t)
+	text := "  One day, a cat sat.\n<|endoftext|>\n\n<|endoftext|>\nThe dog ran and ran and ran and ran.  \n"
+	segs, err := DocSegments(m.Tokenizer, text, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) != 2 {
+		t.Fatalf("%d documents", len(segs))
+	}
+	want := m.Tokenizer.Encode("One day, a cat sat.", true, false)
+	if len(segs[0].Tokens) != min(5, len(want)) || segs[0].Tokens[0] != m.Tokenizer.BOS || segs[0].First != 0 {
+		t.Errorf("document 0: %v (want a prefix of %v)", segs[0].Tokens, want)
+	}
+	for i, tok := range segs[0].Tokens {
+		if tok != want[i] {
+			t.Errorf("document 0 token %d: %d, want %d", i, tok, want[i])
+		}
+	}
+	if len(segs[1].Tokens) != 5 {
+		t.Errorf("document 1 not truncated to 5: %d", len(segs[1].Tokens))
+	}
+}
+
+// A model against itself: every figure is exact, whatever the workers.
+func TestEvaluateSelf(t *testing.T) {
+	m := loadStories(t)
+	segs, err := ChunkSegments(TextTokens(m.Tokenizer, readText(t)[:8000]), 128, m.Tokenizer.BOS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := Evaluate(m, m, segs, Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := Evaluate(m, m, segs, Options{Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.KLDMean != 0 || r1.KLDMax != 0 || r1.Top1 != 1 || r1.RMSDp != 0 || r1.LnRatio != 0 || r1.PPL != r1.BasePPL {
+		t.Errorf("self-comparison: %+v", r1)
+	}
+	if *r1 != *r3 {
+		t.Errorf("1 worker %+v\n3 workers %+v", r1, r3)
+	}
+	if r1.Scored != len(segs)*63 || !(r1.PPL > 1 && r1.PPL < 20) {
+		t.Errorf("scored %d, PPL %g", r1.Scored, r1.PPL)
+	}
+}
