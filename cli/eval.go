@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"mote/core"
 	"mote/models"
 	"mote/quant"
@@ -168,11 +166,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		positions += len(s.Tokens) - 1
 	}
 	if positions >= evalProgressMin {
-		bar := progressbar.NewOptions(len(segs), progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("eval"), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(250*time.Millisecond), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
-		opt.Progress = func(done int) { bar.Set(done) }
+		opt.Progress = countProgress(stderr, len(segs), "eval")
 	}
 	r, err := quant.Evaluate(m, base, segs, opt)
 	if err != nil {
