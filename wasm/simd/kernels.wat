@@ -416,24 +416,46 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rl))))
 
-  ;; Four int8 rows at once (lane k holds row r+k): each 8 activations are
-  ;; widened once for four rows, and the four rows' integer sums of a group
-  ;; are reduced together. Per row the float work is matvec_q's, in its order.
-  ;; Returns the number of rows done (a multiple of 4); matvec_q does the rest.
-  (func $matvec_q8x4 (param $out i32) (param $w i32) (param $ws i32)
+;; Weight j of a row: int8 (kind 0) or the codebook value of a 4-bit index.
+  (func $wval (param $kind i32) (param $row i32) (param $j i32) (param $cbv v128) (result i32)
+    (local $b i32)
+    (if (i32.eqz (local.get $kind)) (then (return (i32.load8_s (i32.add (local.get $row) (local.get $j))))))
+    (local.set $b (i32.load8_u (i32.add (local.get $row) (i32.shr_u (local.get $j) (i32.const 1)))))
+    (if (i32.and (local.get $j) (i32.const 1))
+      (then (local.set $b (i32.shr_u (local.get $b) (i32.const 4))))
+      (else (local.set $b (i32.and (local.get $b) (i32.const 15)))))
+    (i8x16.extract_lane_s 0 (i8x16.swizzle (local.get $cbv) (i8x16.splat (local.get $b)))))
+
+    ;; Four rows at once (lane k holds row r+k): activations are widened once
+  ;; for four rows, and the four rows' integer sums of a group are reduced
+  ;; together. Per row the float work is matvec_q's, in its order. kind 0:
+  ;; int8 rows of n bytes; kind 1: packed 4-bit rows of (n+1)/2 bytes through
+  ;; the codebook at $cb (activation groups must be even). A 4-bit byte holds
+  ;; an even-position value (low nibble) and the next odd one (high): instead
+  ;; of interleaving the decoded weights, the activations are split into even
+  ;; and odd positions once for the four rows. Returns the number of rows
+  ;; done (a multiple of 4); matvec_q does the rest.
+  (func $matvec_qx4 (param $kind i32) (param $out i32) (param $w i32) (param $cb i32) (param $ws i32)
     (param $xq i32) (param $xs i32) (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32) (result i32)
     (local $r i32) (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32) (local $gpr i32) (local $g i32)
     (local $j0 i32) (local $j1 i32) (local $a0 i32) (local $a1 i32) (local $k i32)
     (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $c3 v128) (local $x8 v128) (local $isum v128)
     (local $acc v128) (local $val v128) (local $t0 i32) (local $t1 i32) (local $t2 i32) (local $t3 i32) (local $xv i32) (local $sp i32)
+    (local $rowb i32) (local $cbv v128) (local $kb i32) (local $xa v128) (local $xb v128)
+    (local $xe0 v128) (local $xe1 v128) (local $xo0 v128) (local $xo1 v128) (local $b v128) (local $we v128) (local $wo v128)
     (local.set $gpr (i32.div_u (i32.sub (i32.add (local.get $n) (local.get $gw)) (i32.const 1)) (local.get $gw)))
+    (local.set $rowb (local.get $n))
+    (if (local.get $kind) (then
+      (if (i32.and (local.get $ga) (i32.const 1)) (then (return (i32.const 0))))
+      (local.set $rowb (i32.shr_u (i32.add (local.get $n) (i32.const 1)) (i32.const 1)))
+      (local.set $cbv (v128.load (local.get $cb)))))
     (block $rd
       (loop $rl
         (br_if $rd (i32.gt_s (i32.add (local.get $r) (i32.const 4)) (local.get $rows)))
-        (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $n))))
-        (local.set $p1 (i32.add (local.get $p0) (local.get $n)))
-        (local.set $p2 (i32.add (local.get $p1) (local.get $n)))
-        (local.set $p3 (i32.add (local.get $p2) (local.get $n)))
+        (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rowb))))
+        (local.set $p1 (i32.add (local.get $p0) (local.get $rowb)))
+        (local.set $p2 (i32.add (local.get $p1) (local.get $rowb)))
+        (local.set $p3 (i32.add (local.get $p2) (local.get $rowb)))
         (local.set $val (v128.const i32x4 0 0 0 0))
         (local.set $g (i32.const 0))
         (local.set $j0 (i32.const 0))
@@ -454,6 +476,90 @@
                 (local.set $c2 (v128.const i32x4 0 0 0 0))
                 (local.set $c3 (v128.const i32x4 0 0 0 0))
                 (local.set $k (local.get $a0))
+                (if (local.get $kind)
+                  (then
+                    ;; 32 values a step: 16 bytes per row
+                    (block $kd32
+                      (loop $kl32
+                        (br_if $kd32 (i32.gt_s (i32.add (local.get $k) (i32.const 32)) (local.get $a1)))
+                        (local.set $xa (v128.load (i32.add (local.get $xq) (local.get $k))))
+                        (local.set $xb (v128.load (i32.add (local.get $xq) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $xe1 (i8x16.shuffle 0 2 4 6 8 10 12 14 16 18 20 22 24 26 28 30 (local.get $xa) (local.get $xb)))
+                        (local.set $xo1 (i8x16.shuffle 1 3 5 7 9 11 13 15 17 19 21 23 25 27 29 31 (local.get $xa) (local.get $xb)))
+                        (local.set $xe0 (i16x8.extend_low_i8x16_s (local.get $xe1)))
+                        (local.set $xe1 (i16x8.extend_high_i8x16_s (local.get $xe1)))
+                        (local.set $xo0 (i16x8.extend_low_i8x16_s (local.get $xo1)))
+                        (local.set $xo1 (i16x8.extend_high_i8x16_s (local.get $xo1)))
+                        (local.set $kb (i32.shr_u (local.get $k) (i32.const 1)))
+                        (local.set $b (v128.load (i32.add (local.get $p0) (local.get $kb))))
+                        (local.set $we (i8x16.swizzle (local.get $cbv) (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))))
+                        (local.set $wo (i8x16.swizzle (local.get $cbv) (i8x16.shr_u (local.get $b) (i32.const 4))))
+                        (local.set $c0 (i32x4.add (local.get $c0) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $b (v128.load (i32.add (local.get $p1) (local.get $kb))))
+                        (local.set $we (i8x16.swizzle (local.get $cbv) (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))))
+                        (local.set $wo (i8x16.swizzle (local.get $cbv) (i8x16.shr_u (local.get $b) (i32.const 4))))
+                        (local.set $c1 (i32x4.add (local.get $c1) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $b (v128.load (i32.add (local.get $p2) (local.get $kb))))
+                        (local.set $we (i8x16.swizzle (local.get $cbv) (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))))
+                        (local.set $wo (i8x16.swizzle (local.get $cbv) (i8x16.shr_u (local.get $b) (i32.const 4))))
+                        (local.set $c2 (i32x4.add (local.get $c2) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $b (v128.load (i32.add (local.get $p3) (local.get $kb))))
+                        (local.set $we (i8x16.swizzle (local.get $cbv) (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))))
+                        (local.set $wo (i8x16.swizzle (local.get $cbv) (i8x16.shr_u (local.get $b) (i32.const 4))))
+                        (local.set $c3 (i32x4.add (local.get $c3) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $k (i32.add (local.get $k) (i32.const 32)))
+                        (br $kl32)))
+                    ;; then 16 values a step: 8 bytes per row
+                    (block $kd16
+                      (loop $kl16
+                        (br_if $kd16 (i32.gt_s (i32.add (local.get $k) (i32.const 16)) (local.get $a1)))
+                        (local.set $xa (v128.load (i32.add (local.get $xq) (local.get $k))))
+                        (local.set $xe0 (i16x8.extend_low_i8x16_s (i8x16.shuffle 0 2 4 6 8 10 12 14 0 0 0 0 0 0 0 0 (local.get $xa) (local.get $xa))))
+                        (local.set $xo0 (i16x8.extend_low_i8x16_s (i8x16.shuffle 1 3 5 7 9 11 13 15 0 0 0 0 0 0 0 0 (local.get $xa) (local.get $xa))))
+                        (local.set $kb (i32.shr_u (local.get $k) (i32.const 1)))
+                        (local.set $b (v128.load64_zero (i32.add (local.get $p0) (local.get $kb))))
+                        (local.set $c0 (i32x4.add (local.get $c0) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (i8x16.shr_u (local.get $b) (i32.const 4)))) (local.get $xo0)))))
+                        (local.set $b (v128.load64_zero (i32.add (local.get $p1) (local.get $kb))))
+                        (local.set $c1 (i32x4.add (local.get $c1) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (i8x16.shr_u (local.get $b) (i32.const 4)))) (local.get $xo0)))))
+                        (local.set $b (v128.load64_zero (i32.add (local.get $p2) (local.get $kb))))
+                        (local.set $c2 (i32x4.add (local.get $c2) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (i8x16.shr_u (local.get $b) (i32.const 4)))) (local.get $xo0)))))
+                        (local.set $b (v128.load64_zero (i32.add (local.get $p3) (local.get $kb))))
+                        (local.set $c3 (i32x4.add (local.get $c3) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (v128.and (local.get $b) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15)))) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (i8x16.swizzle (local.get $cbv)
+                            (i8x16.shr_u (local.get $b) (i32.const 4)))) (local.get $xo0)))))
+                        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                        (br $kl16))))
+                  (else
                 (block $kd
                   (loop $kl
                     (br_if $kd (i32.gt_s (i32.add (local.get $k) (i32.const 8)) (local.get $a1)))
@@ -463,7 +569,7 @@
                     (local.set $c2 (i32x4.add (local.get $c2) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p2) (local.get $k))) (local.get $x8))))
                     (local.set $c3 (i32x4.add (local.get $c3) (i32x4.dot_i16x8_s (v128.load8x8_s (i32.add (local.get $p3) (local.get $k))) (local.get $x8))))
                     (local.set $k (i32.add (local.get $k) (i32.const 8)))
-                    (br $kl)))
+                    (br $kl)))))
                 ;; reduce: lane i of isum = total of c_i
                 (local.set $c0 (i32x4.add
                   (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $c0) (local.get $c1))
@@ -480,10 +586,10 @@
                   (block $td (loop $tl
                     (br_if $td (i32.ge_s (local.get $k) (local.get $a1)))
                     (local.set $xv (i32.load8_s (i32.add (local.get $xq) (local.get $k))))
-                    (local.set $t0 (i32.add (local.get $t0) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p0) (local.get $k))))))
-                    (local.set $t1 (i32.add (local.get $t1) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p1) (local.get $k))))))
-                    (local.set $t2 (i32.add (local.get $t2) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p2) (local.get $k))))))
-                    (local.set $t3 (i32.add (local.get $t3) (i32.mul (local.get $xv) (i32.load8_s (i32.add (local.get $p3) (local.get $k))))))
+                    (local.set $t0 (i32.add (local.get $t0) (i32.mul (local.get $xv) (call $wval (local.get $kind) (local.get $p0) (local.get $k) (local.get $cbv)))))
+                    (local.set $t1 (i32.add (local.get $t1) (i32.mul (local.get $xv) (call $wval (local.get $kind) (local.get $p1) (local.get $k) (local.get $cbv)))))
+                    (local.set $t2 (i32.add (local.get $t2) (i32.mul (local.get $xv) (call $wval (local.get $kind) (local.get $p2) (local.get $k) (local.get $cbv)))))
+                    (local.set $t3 (i32.add (local.get $t3) (i32.mul (local.get $xv) (call $wval (local.get $kind) (local.get $p3) (local.get $k) (local.get $cbv)))))
                     (local.set $k (i32.add (local.get $k) (i32.const 1)))
                     (br $tl)))
                   (local.set $isum (i32x4.add (local.get $isum)
@@ -511,7 +617,7 @@
     (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
     (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
     (local $done i32)
-    (local.set $done (call $matvec_q8x4 (local.get $out) (local.get $w) (local.get $ws)
+    (local.set $done (call $matvec_qx4 (i32.const 0) (local.get $out) (local.get $w) (i32.const 0) (local.get $ws)
       (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
     (call $matvec_q (i32.const 0)
       (i32.add (local.get $out) (i32.shl (local.get $done) (i32.const 2)))
@@ -524,6 +630,14 @@
   (func (export "matvec_q4")
     (param $out i32) (param $w i32) (param $cb i32) (param $ws i32) (param $xq i32) (param $xs i32)
     (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
-    (call $matvec_q (i32.const 1) (local.get $out) (local.get $w) (local.get $cb) (local.get $ws)
+    (local $done i32)
+    (local.set $done (call $matvec_qx4 (i32.const 1) (local.get $out) (local.get $w) (local.get $cb) (local.get $ws)
       (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+    (call $matvec_q (i32.const 1)
+      (i32.add (local.get $out) (i32.shl (local.get $done) (i32.const 2)))
+      (i32.add (local.get $w) (i32.mul (local.get $done) (i32.shr_u (i32.add (local.get $n) (i32.const 1)) (i32.const 1))))
+      (local.get $cb)
+      (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $done)
+        (i32.div_u (i32.sub (i32.add (local.get $n) (local.get $gw)) (i32.const 1)) (local.get $gw))) (i32.const 2)))
+      (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (i32.sub (local.get $rows) (local.get $done))))
 )
