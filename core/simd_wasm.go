@@ -9,20 +9,28 @@ import "unsafe"
 // bit-identical to the plain-Go kernel it replaces (tested in wasm/).
 // Pointers are addresses in the Go module's linear memory, which the kernel
 // module imports; Go's heap does not move, and the slices stay alive for the
-// call (the pointers are derived from live slices held by the caller).
+// call (the pointers are derived from live slices held by the caller). The
+// kernels keep no pointer after they return, hence //go:noescape: without
+// it every slice passed would escape, and a MatVecJob or QVec built on the
+// stack (the encoder's per-token path) would be allocated on each call.
 
+//go:noescape
 //go:wasmimport mote_simd matvec_f32
 func simdMatVecF32(out, w unsafe.Pointer, stride int32, x unsafe.Pointer, n, rows int32)
 
+//go:noescape
 //go:wasmimport mote_simd attention
 func simdAttention(q, k, v unsafe.Pointer, stride, hs, count int32, att, out unsafe.Pointer, sqrths float32)
 
+//go:noescape
 //go:wasmimport mote_simd quantize_q8
 func simdQuantizeQ8(x unsafe.Pointer, n, ga int32, q, s unsafe.Pointer)
 
+//go:noescape
 //go:wasmimport mote_simd matvec_q8
 func simdMatVecQ8(out, w, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 
+//go:noescape
 //go:wasmimport mote_simd matvec_q4
 func simdMatVecQ4(out, w, cb, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 
