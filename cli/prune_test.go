@@ -208,8 +208,8 @@ func TestPruneCLIErrors(t *testing.T) {
 	}
 }
 
-// A pruned model runs in the WASI build under wazero and prints what the
-// native build prints.
+// A pruned model, and the same model quantized after pruning, run in the
+// WASI build under wazero and print what the native build prints.
 func TestPruneCLIWasip1(t *testing.T) {
 	dir := t.TempDir()
 	calib := pruneTexts(t, dir, "calib.txt", 20)
@@ -217,6 +217,13 @@ func TestPruneCLIWasip1(t *testing.T) {
 	out := filepath.Join(dir, "pruned.mote")
 	mustPrune(t, sharedPath("models", "stories260K.bin"), "-z", sharedPath("models", "tok512.bin"), "-o", out,
 		"--ffn", "0.5", "--vocab", vocab, "--calib", calib, "--sparsity", "0.3", "--compress", "zstd")
+	quantized := filepath.Join(dir, "pruned-q4.mote")
+	if _, errs, code := runCLI(t, "quant", out, "-o", quantized, "--type", "q4", "--calib", calib); code != 0 {
+		t.Fatalf("quant after prune: exit %d: %s", code, errs)
+	}
+	if m := openPruned(t, quantized); m.Weights.W1[0].Type == core.F32 || m.Config.HiddenDim != 86 {
+		t.Fatalf("quantized pruned model: %v, hidden %d", m.Weights.W1[0].Type, m.Config.HiddenDim)
+	}
 
 	wasm := filepath.Join(t.TempDir(), "mote.wasm")
 	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", wasm, "../cmd/mote")
@@ -236,26 +243,28 @@ func TestPruneCLIWasip1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"run", "/pruned.mote", "-t", "0.8", "-s", "7", "-n", "96", "-i", "Lily and Ben"}
-	var stdout, stderr bytes.Buffer
-	cfg := wazero.NewModuleConfig().WithArgs(append([]string{"mote"}, args...)...).
-		WithStdout(&stdout).WithStderr(&stderr).
-		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
-		WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
-	m, err := r.InstantiateModule(ctx, mod, cfg)
-	if m != nil {
-		m.Close(ctx)
-	}
-	var exit *sys.ExitError
-	if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 0) {
-		t.Fatalf("wasip1 run: %v\n%s", err, stderr.String())
-	}
-	args[1] = out
-	native, nerrs, ncode := runCLI(t, args...)
-	if ncode != 0 {
-		t.Fatalf("native run: exit %d: %s", ncode, nerrs)
-	}
-	if stdout.String() != native || len(native) < 50 {
-		t.Fatalf("wasip1 and native differ:\n wasip1: %q\n native: %q", stdout.String(), native)
+	for _, file := range []string{"pruned.mote", "pruned-q4.mote"} {
+		args := []string{"run", "/" + file, "-t", "0.8", "-s", "7", "-n", "96", "-i", "Lily and Ben"}
+		var stdout, stderr bytes.Buffer
+		cfg := wazero.NewModuleConfig().WithArgs(append([]string{"mote"}, args...)...).
+			WithStdout(&stdout).WithStderr(&stderr).
+			WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader).
+			WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
+		m, err := r.InstantiateModule(ctx, mod, cfg)
+		if m != nil {
+			m.Close(ctx)
+		}
+		var exit *sys.ExitError
+		if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 0) {
+			t.Fatalf("%s: wasip1 run: %v\n%s", file, err, stderr.String())
+		}
+		args[1] = filepath.Join(dir, file)
+		native, nerrs, ncode := runCLI(t, args...)
+		if ncode != 0 {
+			t.Fatalf("%s: native run: exit %d: %s", file, ncode, nerrs)
+		}
+		if stdout.String() != native || len(native) < 50 {
+			t.Fatalf("%s: wasip1 and native differ:\n wasip1: %q\n native: %q", file, stdout.String(), native)
+		}
 	}
 }
