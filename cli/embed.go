@@ -21,6 +21,7 @@ import (
 //	mote embed MODEL --file LINES [--json]     one vector per line (- reads stdin)
 //	mote embed MODEL --bench [--runs N] [-i TEXT]
 //	mote similar MODEL A B [--json]
+//	mote embed quant|eval ...                  (embed_quant.go)
 //
 // Common flags: --truncate (cut texts longer than the context instead of
 // failing), --literal (special-token texts such as "[SEP]" are text),
@@ -140,6 +141,12 @@ func appendVector(b []byte, v []float32) []byte {
 
 // cmdEmbed: mote embed MODEL (-i TEXT | --file LINES | --bench) [--json]
 func cmdEmbed(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "quant" || args[0] == "eval") {
+		if args[0] == "quant" {
+			return cmdEmbedQuant(args[1:], stdout, stderr)
+		}
+		return cmdEmbedEval(args[1:], stdout, stderr)
+	}
 	f, err := parseFlags(args, []string{"-i", "--file", "--threads", "--runs"}, append([]string{"--bench"}, encoderFlags...))
 	if err != nil {
 		return err

@@ -251,3 +251,53 @@ var benchTexts = []struct {
 	{BenchSentence, 12},
 	{BenchParagraph, 128},
 }
+
+func TestZeroShotAndClassify(t *testing.T) {
+	e := sharedEmbedder(t)
+	probs, err := e.ZeroShot("minilm", []string{"The striker scored in the final.", "The senate passed the bill."},
+		[]string{"sports", "politics"}, DefaultTemplate, DefaultZeroShotTemp, EmbedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs[0][0] < 0.5 || probs[1][1] < 0.5 || math.Abs(float64(probs[0][0]+probs[0][1])-1) > 1e-5 {
+		t.Errorf("zero-shot %v", probs)
+	}
+	for _, bad := range []struct {
+		labels []string
+		temp   float32
+	}{{[]string{"one"}, 0.05}, {[]string{"a", " "}, 0.05}, {[]string{"a", "b"}, 0}} {
+		if _, err := e.ZeroShot("minilm", []string{"x"}, bad.labels, "", bad.temp, EmbedOptions{}); !errors.Is(err, ErrBadInput) {
+			t.Errorf("zero-shot %v at %v: %v", bad.labels, bad.temp, err)
+		}
+	}
+	// a head trained here on a few examples classifies through Classify
+	var data []LabeledText
+	for _, s := range []string{"a cat", "the dog barked", "a little bird sang", "the horse ran", "a fish swam", "the cow ate grass"} {
+		data = append(data, LabeledText{"animal", s})
+	}
+	for _, s := range []string{"the car engine", "a fast train", "the plane landed", "a red bicycle", "the truck drove", "a small boat sailed"} {
+		data = append(data, LabeledText{"vehicle", s})
+	}
+	head, r, err := e.TrainHead("minilm", data, TrainConfig{Split: 0.75, Seed: 3, MaxTokens: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Train != 9 || r.Test != 3 || len(r.Labels) != 2 || r.Labels[0] != "animal" || len(r.Confusion) != 2 {
+		t.Errorf("report %+v", r)
+	}
+	p, err := e.Classify("minilm", head, []string{"a sheep", "a motorcycle"}, EmbedOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p[0][0] < 0.5 || p[1][1] < 0.5 {
+		t.Errorf("head probabilities %v", p)
+	}
+	bad := *head
+	bad.Dim, bad.W = 3, make([]float32, 6)
+	if _, err := e.Classify("minilm", &bad, []string{"x"}, EmbedOptions{}); !errors.Is(err, ErrBadInput) {
+		t.Errorf("a head of the wrong width: %v", err)
+	}
+	if _, _, err := e.TrainHead("minilm", data[:6], TrainConfig{}); !errors.Is(err, ErrBadInput) {
+		t.Errorf("one label: %v", err)
+	}
+}
