@@ -266,7 +266,10 @@ func (p *pModel) pruneHeads(st *pStats, n int) (kept [][]int) {
 // Σ_i |W2[i,j]| · ‖h_j‖ and the rest are kept as they are.
 func (p *pModel) pruneFFN(st *pStats, n int) (kept [][]int) {
 	h := p.c.HiddenDim
-	for l := range p.layers {
+	kept = make([][]int, len(p.layers))
+	// layers are independent: OBS is O(n · hidden²) per layer, so run them
+	// on all cores
+	parallelFor(len(p.layers), func(l int) {
 		ly := &p.layers[l]
 		var keep []int
 		var w2 []float32
@@ -285,8 +288,8 @@ func (p *pModel) pruneFFN(st *pStats, n int) (kept [][]int) {
 		ly.w1 = prPickRows(ly.w1, p.c.Dim, keep)
 		ly.w3 = prPickRows(ly.w3, p.c.Dim, keep)
 		ly.w2 = w2
-		kept = append(kept, keep)
-	}
+		kept[l] = keep
+	})
 	p.c.HiddenDim = h - n
 	return kept
 }
