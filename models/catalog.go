@@ -1,9 +1,6 @@
 package models
 
 import (
-	"fmt"
-	"net/url"
-	"path"
 	"strings"
 )
 
@@ -90,24 +87,4 @@ func CatalogNames() []string {
 		names[i] = e.Name
 	}
 	return names
-}
-
-// EntryForURL describes a file given by URL: a catalogue entry when the URL
-// is one of them, else an unverified entry named after the URL's last path
-// element.
-func EntryForURL(raw string) (CatalogEntry, error) {
-	for _, e := range Catalog {
-		if e.URL == raw {
-			return e, nil
-		}
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return CatalogEntry{}, fmt.Errorf("%q is neither a catalogue name nor an http(s) URL", raw)
-	}
-	file := path.Base(u.Path)
-	if file == "" || file == "/" || file == "." || file == ".." || strings.ContainsAny(file, `\:`) {
-		return CatalogEntry{}, fmt.Errorf("cannot name a file after the URL %q (its path has no file name)", raw)
-	}
-	return CatalogEntry{Name: file, File: file, URL: raw}, nil
 }
