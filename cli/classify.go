@@ -23,7 +23,7 @@ import (
 //	                    [--temp T] [--template "This text is about {}."] [--json]
 //	mote classify MODEL --head HEAD (-i TEXT | --file LINES) [--json]
 //	mote classify train MODEL --data LABELED.tsv -o HEAD [--split 0.8] [--seed N]
-//	                    [--max-tokens N] [--epochs N] [--json]
+//	                    [--max-tokens N] [--epochs N] [--l2 DECAY] [--json]
 //
 // LABELED.tsv has one example a line: the label, a tab, the text (in which
 // \n, \t and \\ stand for a newline, a tab and a backslash).
@@ -129,7 +129,7 @@ func cmdClassify(args []string, stdout, stderr io.Writer) error {
 
 // cmdClassifyTrain: mote classify train MODEL --data LABELED.tsv -o HEAD
 func cmdClassifyTrain(args []string, stdout, stderr io.Writer) error {
-	f, err := parseFlags(args, []string{"--data", "-o", "--split", "--seed", "--max-tokens", "--epochs", "--threads"}, []string{"--json"})
+	f, err := parseFlags(args, []string{"--data", "-o", "--split", "--seed", "--max-tokens", "--epochs", "--l2", "--threads"}, []string{"--json"})
 	if err != nil {
 		return err
 	}
@@ -149,6 +149,9 @@ func cmdClassifyTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if c.Epochs, err = f.int("--epochs", 0, 1, 100000); err != nil {
+		return err
+	}
+	if c.L2, err = f.float("--l2", 0, 0, 10); err != nil {
 		return err
 	}
 	data, err := readLabeled(f.vals["--data"])
@@ -183,9 +186,9 @@ func cmdClassifyTrain(args []string, stdout, stderr io.Writer) error {
 		maxTok = e.Models()[0].MaxTokens
 	}
 	notes := fmt.Sprintf("encoder: %s\nencoder_sha256: %s\ndata: %s (%d examples)\nsplit: %d train, %d held out (seed %d)\n"+
-		"max_tokens: %d\nheld_out_accuracy: %.4f\nbag_of_words_same_tokens: %.4f\nbag_of_words_whole_texts: %.4f\nmajority: %.4f\n",
+		"max_tokens: %d\nweight_decay: %g\nheld_out_accuracy: %.4f\nbag_of_words_same_tokens: %.4f\nbag_of_words_whole_texts: %.4f\nmajority: %.4f\n",
 		filepath.Base(model), sum, filepath.Base(f.vals["--data"]), len(data), r.Train, r.Test, c.Seed,
-		maxTok, r.Accuracy, r.BagOfWords, r.BagOfWordsAll, r.Majority)
+		maxTok, r.L2, r.Accuracy, r.BagOfWords, r.BagOfWordsAll, r.Majority)
 	out := f.vals["-o"]
 	if err := writeFileAtomic(out, func(w io.Writer) error {
 		return models.WriteHead(w, head, notes, models.WriteOptions{})
@@ -196,7 +199,7 @@ func cmdClassifyTrain(args []string, stdout, stderr io.Writer) error {
 	if f.set["--json"] {
 		b, _ := json.Marshal(map[string]any{"labels": r.Labels, "train": r.Train, "test": r.Test, "accuracy": r.Accuracy,
 			"bag_of_words": r.BagOfWords, "bag_of_words_whole": r.BagOfWordsAll, "majority": r.Majority,
-			"confusion": r.Confusion, "truncated": r.Truncated, "max_tokens": maxTok, "embed_seconds": r.EmbedTime.Seconds(),
+			"confusion": r.Confusion, "truncated": r.Truncated, "l2": r.L2, "bag_of_words_l2": r.BagOfWordsL2, "max_tokens": maxTok, "embed_seconds": r.EmbedTime.Seconds(),
 			"head": out, "head_bytes": st.Size()})
 		_, err = fmt.Fprintf(stdout, "%s\n", b)
 		return err
@@ -206,8 +209,8 @@ func cmdClassifyTrain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(w, "%d examples, %d labels (%s): %d trained on, %d held out (seed %d); %d texts cut to %d tokens\n",
 		len(data), len(r.Labels), strings.Join(r.Labels, ", "), r.Train, r.Test, c.Seed, r.Truncated, maxTok)
 	fmt.Fprintf(w, "held-out accuracy:\n")
-	fmt.Fprintf(w, "  embedding head                    %6.2f %%\n", 100*r.Accuracy)
-	fmt.Fprintf(w, "  bag of words, the same tokens     %6.2f %%\n", 100*r.BagOfWords)
+	fmt.Fprintf(w, "  embedding head                    %6.2f %%   (weight decay %g)\n", 100*r.Accuracy, r.L2)
+	fmt.Fprintf(w, "  bag of words, the same tokens     %6.2f %%   (weight decay %g)\n", 100*r.BagOfWords, r.BagOfWordsL2)
 	fmt.Fprintf(w, "  bag of words, whole texts         %6.2f %%\n", 100*r.BagOfWordsAll)
 	fmt.Fprintf(w, "  majority label                    %6.2f %%\n", 100*r.Majority)
 	fmt.Fprintf(w, "confusion of the head (rows: true label, columns: predicted):\n")

@@ -112,6 +112,8 @@ type TrainReport struct {
 	Majority      float64 // always answering the most frequent training label
 	Confusion     [][]int // [true][predicted] counts of the embedding head
 	Truncated     int     // texts cut to MaxTokens
+	L2            float64 // the head's weight decay (chosen on a validation part of the training texts unless given)
+	BagOfWordsL2  float64 // the same-tokens baseline's
 	EmbedTime     time.Duration
 }
 
@@ -203,17 +205,22 @@ func (e *Embedder) TrainHead(model string, data []LabeledText, c TrainConfig) (*
 	}
 	o := core.TrainOptions{Epochs: c.Epochs, LR: c.LR, L2: c.L2}
 	trainE, testE := split(emb)
-	w, b := core.TrainLinear(dim, len(labels), trainE, o)
+	w, b, l2 := fit(dim, len(labels), trainE, o)
 	head := &core.Head{Labels: labels, Dim: dim, W: w, B: b}
 	r.Accuracy, r.Confusion = evaluate(w, b, dim, len(labels), testE)
+	r.L2 = l2
 	vocab := m.Config.VocabSize
 	for _, x := range []struct {
 		ex  []core.Example
 		acc *float64
-	}{{bow, &r.BagOfWords}, {bowAll, &r.BagOfWordsAll}} {
+		l2  *float64
+	}{{bow, &r.BagOfWords, &r.BagOfWordsL2}, {bowAll, &r.BagOfWordsAll, nil}} {
 		tr, te := split(x.ex)
-		w, b := core.TrainLinear(vocab, len(labels), tr, o)
+		w, b, l2 := fit(vocab, len(labels), tr, o)
 		*x.acc, _ = evaluate(w, b, vocab, len(labels), te)
+		if x.l2 != nil {
+			*x.l2 = l2
+		}
 	}
 	counts := make([]int, len(labels))
 	for _, ex := range trainE {
@@ -228,6 +235,34 @@ func (e *Embedder) TrainHead(model string, data []LabeledText, c TrainConfig) (*
 	}
 	r.Majority = float64(right) / float64(len(testE))
 	return head, r, nil
+}
+
+// l2Grid are the weight decays fit chooses from.
+var l2Grid = []float64{1e-2, 1e-3, 1e-4, 1e-5, 1e-6}
+
+// fit trains a linear classifier. Without a weight decay given (o.L2 0),
+// it picks the one of l2Grid that does best on the last fifth of the
+// training examples when trained on the rest (never on the held-out ones),
+// then trains on all of them with it. Every model (the head and the
+// baselines) is chosen the same way, so the comparison is even.
+func fit(dim, k int, train []core.Example, o core.TrainOptions) (w, b []float32, l2 float64) {
+	if o.L2 > 0 || len(train) < 10 {
+		w, b = core.TrainLinear(dim, k, train, o)
+		return w, b, o.L2
+	}
+	cut := len(train) * 4 / 5
+	best := -1.0
+	for _, c := range l2Grid {
+		oc := o
+		oc.L2 = c
+		w, b := core.TrainLinear(dim, k, train[:cut], oc)
+		if acc, _ := evaluate(w, b, dim, k, train[cut:]); acc > best {
+			best, l2 = acc, c
+		}
+	}
+	o.L2 = l2
+	w, b = core.TrainLinear(dim, k, train, o)
+	return w, b, l2
 }
 
 // bagOfWords turns token ids (without [CLS] and [SEP]) into a sparse
