@@ -52,6 +52,10 @@ var recipes = []recipe{
 	{Name: "q5", Quant: []string{"--type", "q5"}},
 	{Name: "q4e8", Quant: []string{"--type", "q4e8"}},
 	{Name: "q4", Quant: []string{"--type", "q4"}},
+	{Name: "4b-learned", Quant: []string{"--type", "4b/learned/g16/log8+gptq"},
+		About: "ablation: every matrix as q4's default (4-bit fitted codebook, groups of 16, log8, error feedback), no mixing"},
+	{Name: "4b-nl", Quant: []string{"--type", "4b/nl/g16/log8+gptq"},
+		About: "ablation: same with IQ4_NL's fixed levels instead of fitted codebooks"},
 	{Name: "q4nl", Quant: []string{"--type", "q4nl"}},
 	{Name: "q4g", Quant: []string{"--type", "q4g"}},
 	{Name: "q3m", Quant: []string{"--type", "q3m"}},
@@ -62,8 +66,6 @@ var recipes = []recipe{
 		About: "mote prune --ffn 0.25, then q4"},
 	{Name: "layers1+q4", Prune: []string{"--layers", "1"}, Quant: []string{"--type", "q4"},
 		About: "mote prune --layers 1, then q4"},
-	{Name: "sparse50+q4", Prune: []string{"--sparsity", "0.5", "--method", "wanda"}, Quant: []string{"--type", "q4"},
-		About: "mote prune --sparsity 0.5 --method wanda, then q4 (zeros compress)"},
 	{Name: "ffn25+q3m", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q3m"},
 		About: "mote prune --ffn 0.25, then q3m"},
 }
@@ -71,10 +73,10 @@ var recipes = []recipe{
 // anchor is one of llama.cpp's points for stories260K (the issue's figures:
 // llama-quantize, llama-perplexity --kl-divergence at context 256).
 type anchor struct {
-	Name  string
-	Bytes int64
-	KLD   float64
-	Top1  float64
+	Name  string  `json:"name"`
+	Bytes int64   `json:"file_bytes"`
+	KLD   float64 `json:"kld_mean"`
+	Top1  float64 `json:"top1"`
 }
 
 var anchors = []anchor{
@@ -85,6 +87,8 @@ var anchors = []anchor{
 	{"IQ4_NL", 277024, 0.1105, 0.8315},
 	{"Q4_0", 277024, 0.1424, 0.8077},
 }
+
+var pngPath string
 
 // point is a measured recipe.
 type point struct {
@@ -110,8 +114,16 @@ func main() {
 	out := flag.String("out", "docs", "folder for quant-results.md, quant-results.json and quant-chart.svg")
 	chunks := flag.Int("chunks", 0, "score only the first N chunks (0: all 1,578)")
 	only := flag.String("only", "", "comma-separated recipe names to run (default: all)")
+	flag.StringVar(&pngPath, "png", "", "also draw the chart as a PNG file here (for looking at it)")
+	from := flag.String("from", "", "redraw the table and chart from a quant-results.json instead of measuring")
 	flag.Parse()
-	if err := run(*shared, *work, *out, *chunks, *only); err != nil {
+	var err error
+	if *from != "" {
+		err = redraw(*from, *out)
+	} else {
+		err = run(*shared, *work, *out, *chunks, *only)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "qchart: %v\n", err)
 		os.Exit(1)
 	}
@@ -173,6 +185,7 @@ func run(shared, work, out string, chunks int, only string) error {
 		r := rs[i]
 		p.PPL, p.LnRatio, p.KLD, p.KLDP99, p.KLDMax, p.Top1, p.RMSDp = r.PPL, r.LnRatio, r.KLDMean, r.KLDP99, r.KLDMax, r.Top1, r.RMSDp
 		p.ActGroup = ms[i].ActGroup
+		p.BitsPerW = float64(p.Bytes) * 8 / float64(ms[i].Config.NumWeights(ms[i].SharedClassifier()))
 	}
 	markBest(pts)
 	scored := rs[0].Scored
@@ -183,23 +196,52 @@ func run(shared, work, out string, chunks int, only string) error {
 	if only != "" {
 		cmdline += " -only " + only
 	}
-	md := table(pts, rs[0].BasePPL, len(segs), scored, cmdline)
-	if err := os.WriteFile(filepath.Join(out, "quant-results.md"), []byte(md), 0o644); err != nil {
-		return err
-	}
-	js, err := json.MarshalIndent(map[string]any{"generated_by": cmdline, "chunks": len(segs), "scored_tokens": scored,
-		"base_ppl": rs[0].BasePPL, "points": pts, "llama_cpp": anchors}, "", "  ")
+	res := results{GeneratedBy: cmdline, Chunks: len(segs), Scored: scored, BasePPL: rs[0].BasePPL, Points: pts, LlamaCpp: anchors}
+	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(out, "quant-results.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	if err := chart(pts, filepath.Join(out, "quant-chart.svg"), cmdline); err != nil {
+	return write(&res, out)
+}
+
+// results is quant-results.json.
+type results struct {
+	GeneratedBy string   `json:"generated_by"`
+	Chunks      int      `json:"chunks"`
+	Scored      int      `json:"scored_tokens"`
+	BasePPL     float64  `json:"base_ppl"`
+	Points      []*point `json:"points"`
+	LlamaCpp    []anchor `json:"llama_cpp"`
+}
+
+// write writes the table and the chart of measured results.
+func write(res *results, out string) error {
+	md := table(res.Points, res.BasePPL, res.Chunks, res.Scored, res.GeneratedBy)
+	if err := os.WriteFile(filepath.Join(out, "quant-results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if err := chart(res.Points, filepath.Join(out, "quant-chart.svg"), res.GeneratedBy); err != nil {
 		return err
 	}
 	fmt.Print(md)
 	return nil
+}
+
+// redraw rewrites the table and chart from a results file.
+func redraw(from, out string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	markBest(res.Points)
+	return write(&res, out)
 }
 
 // build runs the recipe's commands as a user would and returns its file.
@@ -228,9 +270,10 @@ func build(r recipe, base, tok, work string) (*point, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &point{recipe: r, File: file, Bytes: st.Size(), BitsPerW: float64(st.Size()) * 8 / 260032}
+	p := &point{recipe: r, File: file, Bytes: st.Size()}
 	if p.About == "" {
 		typ := r.Quant[len(r.Quant)-1]
+		p.About = "--type " + typ
 		for _, pr := range quant.Presets {
 			if pr.Name == typ {
 				p.About = pr.About
@@ -259,6 +302,7 @@ func table(pts []*point, basePPL float64, chunks, scored int, cmdline string) st
 		"(%d chunks, %d scored tokens), against the fp32 model (PPL %.4f). Bytes are whole files as written "+
 		"(zstd container, tokenizer included). ★ marks the best file at its size (no smaller file has a lower KLD).\n\n",
 		chunks, scored, basePPL)
+	b.WriteString("Bits per weight divide by the weights of the model in the file (fewer after pruning).\n\n")
 	b.WriteString("| recipe | bytes | bits/weight | mean KLD | 99% KLD | top-1 | PPL | ln(PPL/PPL_base) | RMS Δp | activations |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	sorted := append([]*point(nil), pts...)
@@ -358,7 +402,20 @@ func chart(pts []*point, path, cmdline string) error {
 	if err := addLabels(p, ll, llLabels, red); err != nil {
 		return err
 	}
-	p.Legend.Top, p.Legend.Left = true, true
+	// room around the points for their labels
+	xmin, xmax, ymin, ymax := math.Inf(1), 0.0, math.Inf(1), 0.0
+	for _, set := range []plotter.XYs{front, others, ll} {
+		for _, xy := range set {
+			xmin, xmax, ymin, ymax = min(xmin, xy.X), max(xmax, xy.X), min(ymin, xy.Y), max(ymax, xy.Y)
+		}
+	}
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = xmin*0.9, xmax*1.15, ymin*0.6, ymax*1.8
+	p.Legend.Top, p.Legend.Left = true, false
+	if pngPath != "" {
+		if err := p.Save(9*vg.Inch, 6*vg.Inch, pngPath); err != nil {
+			return err
+		}
+	}
 	var buf bytes.Buffer
 	w, err := p.WriterTo(9*vg.Inch, 6*vg.Inch, "svg")
 	if err != nil {
