@@ -27,6 +27,7 @@
 package models
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math"
@@ -248,6 +249,12 @@ func readGGUF(b *binReader, info *Info) (*core.Model, error) {
 	}
 	if g.tensorData(tensors); b.err != nil {
 		return nil, b.err
+	}
+	// llama.cpp's converters write output.weight even when it is the token
+	// embedding (stories260K.gguf does): share one copy, as llama2.c does,
+	// so that memory, quantization and the files written hold it once.
+	if w.Wcls != &w.TokenEmbedding && identicalMats(w.Wcls, &w.TokenEmbedding) {
+		w.Wcls = &w.TokenEmbedding
 	}
 	// llama.cpp multiplies quantized weights with activations quantized to
 	// blocks of 32 (Q8_0): do the same (integer kernels), in groups that
@@ -995,4 +1002,13 @@ func halfToFloat32(h uint16) float32 {
 		e--
 	}
 	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+}
+
+// identicalMats reports whether two matrices hold bit-identical values.
+func identicalMats(a, b *core.Mat) bool {
+	if a.Type != b.Type || a.Rows != b.Rows || a.Cols != b.Cols || a.GroupSize != b.GroupSize || a.Codebook != b.Codebook {
+		return false
+	}
+	return bytes.Equal(f32Bytes(a.F), f32Bytes(b.F)) && bytes.Equal(i8Bytes(a.Q), i8Bytes(b.Q)) &&
+		bytes.Equal(a.P, b.P) && bytes.Equal(f32Bytes(a.S), f32Bytes(b.S))
 }

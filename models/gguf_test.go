@@ -172,8 +172,18 @@ func TestGGUFStories260K(t *testing.T) {
 	if m.Config != want {
 		t.Errorf("config %+v, want %+v", m.Config, want)
 	}
-	if m.SharedClassifier() {
-		t.Error("output.weight is present, so the classifier should be a separate matrix")
+	// output.weight is present but equal to token_embd.weight: one copy
+	if !m.SharedClassifier() {
+		t.Error("output.weight equals token_embd.weight, so the classifier should be shared")
+	}
+	// a classifier that differs stays a matrix of its own
+	sep := *m
+	cls := core.NewMatF32(m.Config.VocabSize, m.Config.Dim, slices.Clone(m.Weights.TokenEmbedding.F))
+	cls.F[7] += 0.5
+	sep.Weights.Wcls = &cls
+	data, _ := ggufFromModel(&sep, func(string, int, int) uint32 { return ggmlF32 }).bytes()
+	if m2 := ggufRead(t, "sep.gguf", data); m2.SharedClassifier() || m2.Weights.Wcls.F[7] != cls.F[7] {
+		t.Error("a classifier different from the token embedding was not kept separate")
 	}
 
 	// the legacy checkpoint holds exactly the same weights (and, read as
