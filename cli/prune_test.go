@@ -192,6 +192,7 @@ func TestPruneCLIErrors(t *testing.T) {
 	}{
 		{[]string{in, "-z", tok, "-o", out, "--layers", "5"}, "at least one must stay"},
 		{[]string{in, "-z", tok, "-o", out, "--heads", "0.1"}, "removes 0 of 4"},
+		{[]string{in, "-z", tok, "-o", out, "--heads", "0.25"}, "head size"},
 		{[]string{in, "-o", out, "--vocab", in}, "no tokenizer"},
 		{[]string{filepath.Join(dir, "missing.bin"), "-o", out, "--ffn", "0.5"}, "missing.bin"},
 	} {
