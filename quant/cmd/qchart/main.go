@@ -47,7 +47,7 @@ type recipe struct {
 
 var recipes = []recipe{
 	{Name: "q8", Quant: []string{"--type", "q8"}},
-	{Name: "q8a", Quant: []string{"--type", "q8a"}},
+	{Name: "q8f", Quant: []string{"--type", "q8f"}},
 	{Name: "q6", Quant: []string{"--type", "q6"}},
 	{Name: "q5", Quant: []string{"--type", "q5"}},
 	{Name: "q4e8", Quant: []string{"--type", "q4e8"}},
