@@ -20,6 +20,7 @@ usage: ./build.sh [COMMAND]
   build (default)  wasm/simd/kernels.wasm  re-assembled from kernels.wat (needs wabt)
                    bin/mote            native command
                    dist/mote.wasm      the same command for WASI (GOOS=wasip1)
+                   dist/mote-simd.wasm the same with the SIMD kernels (dist/kernels.wasm)
                    dist/mote-js.wasm   the js build (GOOS=js), with dist/mote.js
                                        (its JavaScript API) and dist/wasm_exec.js
                    dist/models/stories260K.mote
@@ -128,6 +129,9 @@ build_bins() {
 	mkdir -p dist
 	step "dist/mote.wasm (WASI command: GOOS=wasip1 GOARCH=wasm, same main as bin/mote)"
 	run env GOOS=wasip1 GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -o dist/mote.wasm ./cmd/mote
+	step "dist/mote-simd.wasm (the same, with the SIMD kernels of wasm/simd/kernels.wasm: mote bench --target wasip1)"
+	run env GOOS=wasip1 GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -tags mote_simd -o dist/mote-simd.wasm ./cmd/mote
+	copy_if_changed wasm/simd/kernels.wasm dist/kernels.wasm
 	step "dist/mote-js.wasm (GOOS=js GOARCH=wasm, ./wasm/js) with dist/mote.js and dist/wasm_exec.js"
 	run env GOOS=js GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -o dist/mote-js.wasm ./wasm/js
 	copy_if_changed wasm/js/mote.js dist/mote.js
