@@ -562,3 +562,47 @@ func FuzzReadEncoder(f *testing.F) {
 		}
 	})
 }
+
+// TestGGUFLlamaNewBlocks: a llama GGUF with Q5_0 and Q6_K matrices reads
+// them exactly (as Q8, activations in groups of Q6_K's 16), and one with a
+// Q4_K matrix is refused (a llama has no minimums).
+func TestGGUFLlamaNewBlocks(t *testing.T) {
+	c := core.Config{Dim: 256, HiddenDim: 256, NLayers: 1, NHeads: 4, NKVHeads: 4, VocabSize: 12, SeqLen: 8, NormEps: 1e-5, RopeTheta: 10000}
+	r := rand.New(rand.NewPCG(8, 8))
+	w := ggufFromModel(ggufTiny(3, c), ggufAllF32)
+	types := map[string]uint32{"blk.0.attn_q.weight": ggmlQ5_0, "blk.0.ffn_down.weight": ggmlQ6_K, "blk.0.attn_k.weight": ggmlQ8_0}
+	for name, typ := range types {
+		tw := w.tensor(name)
+		tw.typ, tw.data = typ, randBlocks(r, typ, 256*256/blockFormats[typ].elems)
+	}
+	data, _ := w.bytes()
+	m, _, err := ReadBytes("blocks.gguf", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ActGroup != 16 {
+		t.Errorf("activation group %d, want 16 (Q6_K)", m.ActGroup)
+	}
+	for name, mt := range map[string]*core.Mat{"blk.0.attn_q.weight": &m.Weights.Wq[0], "blk.0.ffn_down.weight": &m.Weights.W2[0], "blk.0.attn_k.weight": &m.Weights.Wk[0]} {
+		tw := w.tensor(name)
+		f := blockFormats[tw.typ]
+		row := make([]float32, mt.Cols)
+		for i := 0; i < mt.Rows; i++ {
+			mt.Row(i, row)
+			for j := 0; j < mt.Cols; j += f.elems {
+				k := i*mt.Cols + j
+				want := specDequant(tw.typ, tw.data[k/f.elems*f.bytes:])
+				for e := range want {
+					if math.Abs(float64(row[j+e])-want[e]) > 1e-6*math.Abs(want[e]) {
+						t.Fatalf("%s [%d,%d]: %v, ggml %v", name, i, j+e, row[j+e], want[e])
+					}
+				}
+			}
+		}
+	}
+	tw := w.tensor("blk.0.ffn_up.weight")
+	tw.typ, tw.data = ggmlQ4_K, randBlocks(r, ggmlQ4_K, 256)
+	data, _ = w.bytes()
+	_, _, err = ReadBytes("q4k.gguf", data)
+	ggufWantErr(t, err, ErrUnsupported, "Q4_K")
+}
