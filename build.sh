@@ -40,6 +40,9 @@ usage: ./build.sh [COMMAND]
                    then the browser benchmarks of dist/web (web/test/bench.mjs:
                    startup cold and cached, bytes before the first token,
                    tok/s in headless chromium; MOTE_BENCH_RUNS=3)
+                   with no REGEXP, also the decode matrix (mote bench --matrix
+                   BENCH_SHAPES x BENCH_TYPES x native,wasip1, default
+                   260K,15M x f32,q8,q4) into dist/bench-matrix.md
   serve [PORT]     serves dist/web on http://127.0.0.1:PORT/ (default 8080)
   model            only the default model step
   web              the binaries, then only dist/web (the static page:
@@ -425,6 +428,14 @@ cmd_bench() {
 	step "benchmarks: -bench '$pattern' -benchtime ${BENCHTIME:-300ms} ${pkgs[*]}"
 	MOTE_DIST=$ROOT/dist run go test -run '^$' -bench "$pattern" -benchtime "${BENCHTIME:-300ms}" "${pkgs[@]}"
 	bench_web
+	if [[ $pattern == . ]]; then
+		step "decode matrix (mote bench --matrix; each cell its own process) -> dist/bench-matrix.md"
+		local cells="${BENCH_SHAPES:-260K,15M}:${BENCH_TYPES:-f32,q8,q4}:native,wasip1"
+		printf '    $ bin/mote bench --matrix %s --runs %s -n 256 > dist/bench-matrix.md\n' "$cells" "${BENCH_RUNS:-3}"
+		bin/mote bench --matrix "$cells" --runs "${BENCH_RUNS:-3}" -n 256 >dist/bench-matrix.md ||
+			die "mote bench --matrix failed"
+		cat dist/bench-matrix.md
+	fi
 }
 
 cmd_serve() {
