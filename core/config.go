@@ -15,6 +15,11 @@ type Config struct {
 	VocabSize int
 	SeqLen    int // longest context the model was trained for
 
+	// HeadDim is the width of one attention head; 0 means Dim/NHeads (every
+	// llama2.c checkpoint and most GGUF files). A head-pruned model keeps its
+	// residual width Dim with fewer heads, so NHeads*HeadDim < Dim.
+	HeadDim int
+
 	NormEps   float32 // RMSNorm epsilon; llama2.c hard-codes 1e-5
 	RopeTheta float32 // RoPE base; llama2.c hard-codes 10000
 }
@@ -45,17 +50,26 @@ func (c *Config) Defaults() {
 }
 
 // HeadSize is the width of one attention head.
-func (c *Config) HeadSize() int { return c.Dim / c.NHeads }
+func (c *Config) HeadSize() int {
+	if c.HeadDim != 0 {
+		return c.HeadDim
+	}
+	return c.Dim / c.NHeads
+}
+
+// QDim is the width of the query vector of one position (all heads): the
+// rows of wq and the columns of wo.
+func (c *Config) QDim() int { return c.NHeads * c.HeadSize() }
 
 // KVDim is the width of the key and value vectors of one position.
-func (c *Config) KVDim() int { return c.Dim * c.NKVHeads / c.NHeads }
+func (c *Config) KVDim() int { return c.NKVHeads * c.HeadSize() }
 
 // NumWeights counts the parameters of the matrices and norms (the classifier
 // once when it is shared with the token embedding).
 func (c *Config) NumWeights(sharedClassifier bool) int64 {
 	d, h, l, v := int64(c.Dim), int64(c.HiddenDim), int64(c.NLayers), int64(c.VocabSize)
-	kv := int64(c.KVDim())
-	n := v*d + l*(2*d+2*d*d+2*d*kv+3*d*h) + d
+	kv, q := int64(c.KVDim()), int64(c.QDim())
+	n := v*d + l*(2*d+2*d*q+2*d*kv+3*d*h) + d
 	if !sharedClassifier {
 		n += v * d
 	}
@@ -80,8 +94,14 @@ func (c *Config) Validate() error {
 		return bad("n_kv_heads %d outside 1..n_heads (%d)", c.NKVHeads, c.NHeads)
 	case c.NHeads%c.NKVHeads != 0:
 		return bad("n_heads %d is not a multiple of n_kv_heads %d", c.NHeads, c.NKVHeads)
-	case c.Dim%c.NHeads != 0:
+	case c.HeadDim < 0 || c.HeadDim > MaxDim:
+		return bad("head_dim %d outside 0..%d", c.HeadDim, MaxDim)
+	case c.HeadDim == 0 && c.Dim%c.NHeads != 0:
 		return bad("dim %d is not a multiple of n_heads %d", c.Dim, c.NHeads)
+	case c.HeadSize() <= 0:
+		return bad("head size %d", c.HeadSize())
+	case c.QDim() > 4*MaxDim:
+		return bad("n_heads x head_dim = %d, more than %d", c.QDim(), 4*MaxDim)
 	case c.HeadSize()%2 != 0:
 		return bad("head size %d is odd (RoPE rotates pairs)", c.HeadSize())
 	case c.VocabSize <= 0 || c.VocabSize > MaxVocab:

@@ -10,10 +10,10 @@ import (
 type Weights struct {
 	TokenEmbedding Mat       // (vocab, dim)
 	RmsAtt         []float32 // (layer, dim)
-	Wq             []Mat     // (layer) x (dim, dim)
+	Wq             []Mat     // (layer) x (qDim, dim); qDim = nHeads*headSize, dim unless heads were pruned
 	Wk             []Mat     // (layer) x (kvDim, dim)
 	Wv             []Mat     // (layer) x (kvDim, dim)
-	Wo             []Mat     // (layer) x (dim, dim)
+	Wo             []Mat     // (layer) x (dim, qDim)
 	RmsFFN         []float32 // (layer, dim)
 	W1             []Mat     // (layer) x (hidden, dim)
 	W2             []Mat     // (layer) x (dim, hidden)
@@ -64,7 +64,7 @@ func (m *Model) Validate() error {
 		}
 		return nil
 	}
-	d, h, kv, l := c.Dim, c.HiddenDim, c.KVDim(), c.NLayers
+	d, h, kv, qd, l := c.Dim, c.HiddenDim, c.KVDim(), c.QDim(), c.NLayers
 	if err := check("token embedding", &w.TokenEmbedding, c.VocabSize, d); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (m *Model) Validate() error {
 		name       string
 		m          []Mat
 		rows, cols int
-	}{{"wq", w.Wq, d, d}, {"wk", w.Wk, kv, d}, {"wv", w.Wv, kv, d}, {"wo", w.Wo, d, d},
+	}{{"wq", w.Wq, qd, d}, {"wk", w.Wk, kv, d}, {"wv", w.Wv, kv, d}, {"wo", w.Wo, d, qd},
 		{"w1", w.W1, h, d}, {"w2", w.W2, d, h}, {"w3", w.W3, h, d}} {
 		if len(t.m) != l {
 			return fmt.Errorf("%w: %s has %d layers, want %d", ErrBadConfig, t.name, len(t.m), l)
@@ -119,18 +119,18 @@ func (m *Model) Validate() error {
 // All buffers are allocated once; Forward allocates nothing.
 type State struct {
 	x      []float32 // activation at current time stamp (dim)
-	xb     []float32 // same, inside a residual branch (dim)
+	xb     []float32 // same, inside a residual branch (max(dim, qDim): also the heads' output)
 	xb2    []float32 // an additional buffer (dim)
 	hb     []float32 // FFN hidden (hidden)
 	hb2    []float32 // FFN hidden (hidden)
-	q      []float32 // query (dim)
+	q      []float32 // query (qDim)
 	att    []float32 // attention scores (heads, maxSeq)
 	logits []float32 // output (vocab)
 
 	keyCache   []float32 // (layer, maxSeq, kvDim)
 	valueCache []float32 // (layer, maxSeq, kvDim)
 
-	xq  *QVec // quantized copy of xb or x (dim), nil for float activations
+	xq  *QVec // quantized copy of xb or x (max(dim, qDim)), nil for float activations
 	hq  *QVec // quantized copy of hb (hidden), nil for float activations
 	job MatVecJob
 
@@ -146,18 +146,18 @@ func (m *Model) NewState(maxSeq int) *State {
 	if maxSeq <= 0 || maxSeq > c.SeqLen {
 		maxSeq = c.SeqLen
 	}
-	kv := c.KVDim()
+	kv, wide := c.KVDim(), max(c.Dim, c.QDim())
 	s := &State{
-		x: make([]float32, c.Dim), xb: make([]float32, c.Dim), xb2: make([]float32, c.Dim),
+		x: make([]float32, c.Dim), xb: make([]float32, wide), xb2: make([]float32, c.Dim),
 		hb: make([]float32, c.HiddenDim), hb2: make([]float32, c.HiddenDim),
-		q: make([]float32, c.Dim), att: make([]float32, c.NHeads*maxSeq),
+		q: make([]float32, c.QDim()), att: make([]float32, c.NHeads*maxSeq),
 		logits:     make([]float32, c.VocabSize),
 		keyCache:   make([]float32, c.NLayers*maxSeq*kv),
 		valueCache: make([]float32, c.NLayers*maxSeq*kv),
 		MaxSeq:     maxSeq,
 	}
 	if m.ActGroup > 0 {
-		xq, hq := NewQVec(c.Dim, m.ActGroup), NewQVec(c.HiddenDim, m.ActGroup)
+		xq, hq := NewQVec(wide, m.ActGroup), NewQVec(c.HiddenDim, m.ActGroup)
 		s.xq, s.hq = &xq, &hq
 	}
 	s.rope = ropeTable(c, maxSeq)
@@ -218,7 +218,7 @@ func (s *State) quantizeAny(qv *QVec, x []float32, ms ...*Mat) {
 func (m *Model) Forward(s *State, token, pos int) []float32 {
 	c := &m.Config
 	w := &m.Weights
-	dim, hidden, kvDim := c.Dim, c.HiddenDim, c.KVDim()
+	dim, hidden, kvDim, qDim := c.Dim, c.HiddenDim, c.KVDim(), c.QDim()
 	hs := c.HeadSize()
 	kvMul := c.NHeads / c.NKVHeads
 	x := s.x
@@ -231,21 +231,22 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 
 	sqrtHS := float32(math.Sqrt(float64(hs)))
 	rope := s.rope[pos*hs : pos*hs+hs]
+	xb, heads := s.xb[:dim], s.xb[:qDim] // the same buffer unless heads were pruned
 	for l := 0; l < c.NLayers; l++ {
 		// attention rmsnorm
-		rmsnorm(s.xb, x, w.RmsAtt[l*dim:(l+1)*dim], c.NormEps)
+		rmsnorm(xb, x, w.RmsAtt[l*dim:(l+1)*dim], c.NormEps)
 
 		// qkv, writing k and v straight into the cache
 		loff := l * s.MaxSeq * kvDim
 		k := s.keyCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
 		v := s.valueCache[loff+pos*kvDim : loff+(pos+1)*kvDim]
-		s.quantizeAny(s.xq, s.xb, &w.Wq[l], &w.Wk[l], &w.Wv[l])
-		s.matVec(s.q, &w.Wq[l], s.xb, s.xq)
-		s.matVec(k, &w.Wk[l], s.xb, s.xq)
-		s.matVec(v, &w.Wv[l], s.xb, s.xq)
+		s.quantizeAny(s.xq, xb, &w.Wq[l], &w.Wk[l], &w.Wv[l])
+		s.matVec(s.q, &w.Wq[l], xb, s.xq)
+		s.matVec(k, &w.Wk[l], xb, s.xq)
+		s.matVec(v, &w.Wv[l], xb, s.xq)
 
 		// rope: rotate pairs of q (all heads) and k (kv heads)
-		for i := 0; i < dim; i += 2 {
+		for i := 0; i < qDim; i += 2 {
 			hd := i % hs
 			fcr, fci := rope[hd], rope[hd+1]
 			v0, v1 := s.q[i], s.q[i+1]
@@ -263,23 +264,23 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 			q := s.q[h*hs : (h+1)*hs]
 			att := s.att[h*s.MaxSeq : h*s.MaxSeq+pos+1]
 			koff := loff + (h/kvMul)*hs
-			attendHead(q, s.keyCache[koff:], s.valueCache[koff:], kvDim, att, s.xb[h*hs:(h+1)*hs], sqrtHS)
+			attendHead(q, s.keyCache[koff:], s.valueCache[koff:], kvDim, att, heads[h*hs:(h+1)*hs], sqrtHS)
 		}
 
 		// output projection and residual
-		quantizeFor(s.xq, s.xb, &w.Wo[l])
-		s.matVec(s.xb2, &w.Wo[l], s.xb, s.xq)
+		quantizeFor(s.xq, heads, &w.Wo[l])
+		s.matVec(s.xb2, &w.Wo[l], heads, s.xq)
 		for i := range x {
 			x[i] += s.xb2[i]
 		}
 
 		// ffn rmsnorm
-		rmsnorm(s.xb, x, w.RmsFFN[l*dim:(l+1)*dim], c.NormEps)
+		rmsnorm(xb, x, w.RmsFFN[l*dim:(l+1)*dim], c.NormEps)
 
 		// swiglu ffn
-		s.quantizeAny(s.xq, s.xb, &w.W1[l], &w.W3[l])
-		s.matVec(s.hb, &w.W1[l], s.xb, s.xq)
-		s.matVec(s.hb2, &w.W3[l], s.xb, s.xq)
+		s.quantizeAny(s.xq, xb, &w.W1[l], &w.W3[l])
+		s.matVec(s.hb, &w.W1[l], xb, s.xq)
+		s.matVec(s.hb2, &w.W3[l], xb, s.xq)
 		hb2 := s.hb2[:hidden]
 		for i, val := range s.hb[:hidden] {
 			val *= 1 / (1 + expf(-val))
@@ -287,9 +288,9 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 			s.hb[i] = val
 		}
 		quantizeFor(s.hq, s.hb, &w.W2[l])
-		s.matVec(s.xb, &w.W2[l], s.hb, s.hq)
+		s.matVec(xb, &w.W2[l], s.hb, s.hq)
 		for i := range x {
-			x[i] += s.xb[i]
+			x[i] += xb[i]
 		}
 	}
 

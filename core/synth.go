@@ -75,12 +75,12 @@ func RandomModel(c Config, t DType, gs int, seed uint64) (*Model, error) {
 		}
 		return ms
 	}
-	d, h, kv := c.Dim, c.HiddenDim, c.KVDim()
+	d, h, kv, qd := c.Dim, c.HiddenDim, c.KVDim(), c.QDim()
 	m := &Model{Config: c}
 	w := &m.Weights
 	w.TokenEmbedding = mat(c.VocabSize, d)
 	w.RmsAtt, w.RmsFFN, w.RmsFinal = ones(c.NLayers*d), ones(c.NLayers*d), ones(d)
-	w.Wq, w.Wk, w.Wv, w.Wo = layers(d, d), layers(kv, d), layers(kv, d), layers(d, d)
+	w.Wq, w.Wk, w.Wv, w.Wo = layers(qd, d), layers(kv, d), layers(kv, d), layers(d, qd)
 	w.W1, w.W2, w.W3 = layers(h, d), layers(d, h), layers(h, d)
 	w.Wcls = &w.TokenEmbedding
 	if t != F32 {
