@@ -358,6 +358,17 @@ func rmsnorm(o, x, weight []float32, eps float32) {
 	}
 }
 
+// swigluRef is the FFN's gate: h[i] = silu(h[i]) * g[i], each step rounded
+// to float32 as llama2.c's loop does.
+func swigluRef(h, g []float32) {
+	g = g[:len(h)]
+	for i, val := range h {
+		val *= 1 / (1 + expf(-val))
+		val *= g[i]
+		h[i] = val
+	}
+}
+
 // softmax normalizes x in place as llama2.c does (max-shifted exp, float32 sum).
 func softmax(x []float32) {
 	maxVal := x[0]

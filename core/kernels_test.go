@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -325,4 +326,76 @@ func FuzzFastMatVecQ4(f *testing.F) {
 		matVecQ8Ref(want, q8, ws, xq, xs, n, gw, ga, 0, 1)
 		sameBits(t, "q8", got, want)
 	})
+}
+
+// The element-wise Fast kernels (SwiGLU, softmax, argmax) must give the
+// plain ones' bits and indices, including NaNs, infinities, signed zeros
+// and ties.
+func TestFastElementwiseMatchRef(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for _, n := range awkwardSizes {
+		for trial := 0; trial < 8; trial++ {
+			// scale 40 reaches exp's range ends; trial 0 adds special values
+			h, g := randF32(r, n, 40), randF32(r, n, 3)
+			if trial == 0 && n > 6 {
+				h[1], h[2], h[3], h[4], h[5] = nan, inf, -inf, 0, float32(math.Copysign(0, -1))
+			}
+			got, want := slices.Clone(h), slices.Clone(h)
+			swiglu(got, g)
+			swigluRef(want, g)
+			sameBitsOrNaN(t, fmt.Sprintf("swiglu n=%d trial %d", n, trial), got, want)
+
+			x := randF32(r, n, 30)
+			switch trial {
+			case 1: // ties: the maximum repeated at spots spread over the lanes
+				for _, j := range []int{n / 3, n / 2, n - 1, n / 5} {
+					x[j] = 100
+				}
+			case 2: // NaNs, and a NaN first
+				for j := range x {
+					if j%3 == 0 {
+						x[j] = nan
+					}
+				}
+			case 3: // NaNs, but not first
+				for j := 1; j < n; j += 2 {
+					x[j] = nan
+				}
+			case 4: // signed zeros as the maximum
+				for j := range x {
+					x[j] = -1 - x[j]*x[j]
+				}
+				x[n-1] = 0
+				x[n/2] = float32(math.Copysign(0, -1))
+			case 5:
+				x[n/2] = inf
+				x[n-1] = inf
+			}
+			if a, b := argmaxFast(x), argmaxRef(x); a != b {
+				t.Fatalf("argmax n=%d trial %d: %d, want %d", n, trial, a, b)
+			}
+			if trial < 2 {
+				sx, sr := slices.Clone(x), slices.Clone(x)
+				softmaxFast(sx)
+				softmax(sr)
+				sameBits(t, fmt.Sprintf("softmax n=%d trial %d", n, trial), sx, sr)
+			}
+		}
+	}
+}
+
+// sameBitsOrNaN is sameBits where a NaN matches any NaN: WebAssembly leaves
+// a NaN result's sign and payload to the engine (scalar and SIMD code of
+// one engine differ), so only NaN-ness is specified.
+func sameBitsOrNaN(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range got {
+		if got[i] != got[i] && want[i] != want[i] {
+			continue
+		}
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s row %d: %v != %v", what, i, got[i], want[i])
+		}
+	}
 }

@@ -46,7 +46,7 @@ func (s *Sampler) Sample(logits []float32) int {
 	for i := range logits {
 		logits[i] /= s.Temperature
 	}
-	softmax(logits)
+	softmaxFast(logits)
 	coin := s.RandomF32()
 	if s.TopP <= 0 || s.TopP >= 1 {
 		return sampleMult(logits, coin)
@@ -54,8 +54,12 @@ func (s *Sampler) Sample(logits []float32) int {
 	return s.sampleTopP(logits, coin)
 }
 
-// Argmax returns the index of the largest value (the first on ties).
-func Argmax(x []float32) int {
+// Argmax returns the index of the largest value (the first on ties; a NaN
+// never wins unless it is first).
+func Argmax(x []float32) int { return argmaxFast(x) }
+
+// argmaxRef is Argmax's plain specification.
+func argmaxRef(x []float32) int {
 	best, bestV := 0, x[0]
 	for i, v := range x[1:] {
 		if v > bestV {

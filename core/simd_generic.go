@@ -10,3 +10,9 @@ func attendHead(q, k, v []float32, stride int, att, out []float32, sqrtHS float3
 }
 
 func quantizeQ8Fast(q []int8, s []float32, x []float32, gs int) { quantizeQ8(q, s, x, gs) }
+
+func swiglu(h, g []float32) { swigluRef(h, g) }
+
+func softmaxFast(x []float32) { softmax(x) }
+
+func argmaxFast(x []float32) int { return argmaxRef(x) }

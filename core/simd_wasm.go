@@ -34,6 +34,18 @@ func simdMatVecQ8(out, w, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 //go:wasmimport mote_simd matvec_q4
 func simdMatVecQ4(out, w, cb, ws, xq, xs unsafe.Pointer, n, gw, ga, rows int32)
 
+//go:noescape
+//go:wasmimport mote_simd softmax
+func simdSoftmax(x unsafe.Pointer, n int32)
+
+//go:noescape
+//go:wasmimport mote_simd swiglu
+func simdSwiglu(h, g unsafe.Pointer, n int32)
+
+//go:noescape
+//go:wasmimport mote_simd argmax
+func simdArgmax(x unsafe.Pointer, n int32) int32
+
 // SIMD reports whether this build uses the SIMD kernel module.
 const SIMD = true
 
@@ -96,4 +108,27 @@ func quantizeQ8Fast(q []int8, s []float32, x []float32, gs int) {
 	_ = q[n-1]
 	_ = s[(n-1)/gs]
 	simdQuantizeQ8(unsafe.Pointer(&x[0]), int32(n), int32(gs), unsafe.Pointer(&q[0]), unsafe.Pointer(&s[0]))
+}
+
+// swiglu is swigluRef in one kernel call.
+func swiglu(h, g []float32) {
+	if len(h) == 0 {
+		return
+	}
+	_ = g[len(h)-1]
+	simdSwiglu(unsafe.Pointer(&h[0]), unsafe.Pointer(&g[0]), int32(len(h)))
+}
+
+// softmaxFast is softmax in one kernel call.
+func softmaxFast(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	simdSoftmax(unsafe.Pointer(&x[0]), int32(len(x)))
+}
+
+// argmaxFast is argmaxRef in one kernel call.
+func argmaxFast(x []float32) int {
+	_ = x[0]
+	return int(simdArgmax(unsafe.Pointer(&x[0]), int32(len(x))))
 }

@@ -169,28 +169,12 @@
     (local.set $e (v128.bitselect (v128.const i32x4 0 0 0 0) (local.get $e) (f32x4.lt (local.get $x) (v128.const f32x4 -120 -120 -120 -120))))
     (v128.bitselect (local.get $x) (local.get $e) (f32x4.ne (local.get $x) (local.get $x))))
 
-  ;; One attention head, core/model.go's steps in one call: att[t] = (q . k_t)
-  ;; / sqrths for t < count (keys at k + t*stride floats), softmax over att
-  ;; (max, exp, sum in order of t, divide), out[i] = sum_t att[t] * v_t[i].
-  (func (export "attention")
-    (param $q i32) (param $k i32) (param $v i32) (param $stride i32) (param $hs i32) (param $count i32)
-    (param $att i32) (param $out i32) (param $sqrths f32)
-    (local $t i32) (local $mx f32) (local $x f32) (local $sum f32) (local $p i32) (local $end i32) (local $vsq v128)
-    (call $matvec_f32 (local.get $att) (local.get $k) (local.get $stride) (local.get $q) (local.get $hs) (local.get $count))
+  ;; softmax of x[0..n) in place, core's softmax: max in order (a later
+  ;; value replaces the max only if greater), exp(x - max) four at a time,
+  ;; the sum in order, then each divided by the sum.
+  (func $softmax (export "softmax") (param $att i32) (param $count i32)
+    (local $mx f32) (local $x f32) (local $sum f32) (local $p i32) (local $end i32) (local $vsq v128)
     (local.set $end (i32.add (local.get $att) (i32.shl (local.get $count) (i32.const 2))))
-    ;; scale
-    (local.set $vsq (f32x4.splat (local.get $sqrths)))
-    (local.set $p (local.get $att))
-    (block $d1 (loop $l1
-      (br_if $d1 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
-      (v128.store (local.get $p) (f32x4.div (v128.load (local.get $p)) (local.get $vsq)))
-      (local.set $p (i32.add (local.get $p) (i32.const 16)))
-      (br $l1)))
-    (block $d2 (loop $l2
-      (br_if $d2 (i32.ge_u (local.get $p) (local.get $end)))
-      (f32.store (local.get $p) (f32.div (f32.load (local.get $p)) (local.get $sqrths)))
-      (local.set $p (i32.add (local.get $p) (i32.const 4)))
-      (br $l2)))
     ;; max, in order (a later value replaces the max only if greater)
     (local.set $mx (f32.load (local.get $att)))
     (local.set $p (i32.add (local.get $att) (i32.const 4)))
@@ -234,6 +218,104 @@
       (f32.store (local.get $p) (f32.div (f32.load (local.get $p)) (local.get $sum)))
       (local.set $p (i32.add (local.get $p) (i32.const 4)))
       (br $l8)))
+  )
+
+  ;; SwiGLU of the FFN, core's swiglu: h[i] = (h[i] * (1 / (1 + expf(-h[i]))))
+  ;; * g[i] for i < n, each step rounded to f32 as in Go.
+  (func (export "swiglu") (param $h i32) (param $g i32) (param $n i32)
+    (local $end i32) (local $v v128) (local $one v128)
+    (local.set $one (v128.const f32x4 1 1 1 1))
+    (local.set $end (i32.add (local.get $h) (i32.shl (local.get $n) (i32.const 2))))
+    (block $d (loop $l
+      (br_if $d (i32.gt_u (i32.add (local.get $h) (i32.const 16)) (local.get $end)))
+      (local.set $v (v128.load (local.get $h)))
+      (v128.store (local.get $h) (f32x4.mul
+        (f32x4.mul (local.get $v) (f32x4.div (local.get $one) (f32x4.add (local.get $one) (call $expf4 (f32x4.neg (local.get $v))))))
+        (v128.load (local.get $g))))
+      (local.set $h (i32.add (local.get $h) (i32.const 16)))
+      (local.set $g (i32.add (local.get $g) (i32.const 16)))
+      (br $l)))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_u (local.get $h) (local.get $end)))
+      (local.set $v (v128.load32_splat (local.get $h)))
+      (f32.store (local.get $h) (f32x4.extract_lane 0 (f32x4.mul
+        (f32x4.mul (local.get $v) (f32x4.div (local.get $one) (f32x4.add (local.get $one) (call $expf4 (f32x4.neg (local.get $v))))))
+        (v128.load32_splat (local.get $g)))))
+      (local.set $h (i32.add (local.get $h) (i32.const 4)))
+      (local.set $g (i32.add (local.get $g) (i32.const 4)))
+      (br $l1))))
+
+  ;; The index of the largest of x[0..n) (n >= 1), the first on ties, as
+  ;; core's Argmax: a value replaces the best only if greater, so NaNs never
+  ;; win and a NaN at 0 wins outright. Lane l keeps the best of positions
+  ;; l, l+4, ... (starting from x[0] at index 0, so no lane starts on a NaN);
+  ;; then the greatest lane, the smallest index on ties, then the tail.
+  (func (export "argmax") (param $x i32) (param $n i32) (result i32)
+    (local $bv v128) (local $bi v128) (local $ci v128) (local $v v128) (local $m v128)
+    (local $i i32) (local $best i32) (local $bestv f32) (local $lv f32) (local $li i32) (local $l i32)
+    (local.set $bestv (f32.load (local.get $x)))
+    (if (f32.ne (local.get $bestv) (local.get $bestv)) (then (return (i32.const 0))))
+    (local.set $bv (f32x4.splat (local.get $bestv)))
+    (local.set $ci (v128.const i32x4 0 1 2 3))
+    (block $d (loop $l
+      (br_if $d (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (local.set $v (v128.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+      (local.set $m (f32x4.gt (local.get $v) (local.get $bv)))
+      (local.set $bv (v128.bitselect (local.get $v) (local.get $bv) (local.get $m)))
+      (local.set $bi (v128.bitselect (local.get $ci) (local.get $bi) (local.get $m)))
+      (local.set $ci (i32x4.add (local.get $ci) (v128.const i32x4 4 4 4 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l)))
+    ;; lanes: lane 0 first; a later lane wins if greater, or equal with a smaller index
+    (local.set $best (i32x4.extract_lane 0 (local.get $bi)))
+    (local.set $bestv (f32x4.extract_lane 0 (local.get $bv)))
+    (local.set $lv (f32x4.extract_lane 1 (local.get $bv)))
+    (local.set $li (i32x4.extract_lane 1 (local.get $bi)))
+    (if (i32.or (f32.gt (local.get $lv) (local.get $bestv))
+          (i32.and (f32.eq (local.get $lv) (local.get $bestv)) (i32.lt_s (local.get $li) (local.get $best))))
+      (then (local.set $best (local.get $li)) (local.set $bestv (local.get $lv))))
+    (local.set $lv (f32x4.extract_lane 2 (local.get $bv)))
+    (local.set $li (i32x4.extract_lane 2 (local.get $bi)))
+    (if (i32.or (f32.gt (local.get $lv) (local.get $bestv))
+          (i32.and (f32.eq (local.get $lv) (local.get $bestv)) (i32.lt_s (local.get $li) (local.get $best))))
+      (then (local.set $best (local.get $li)) (local.set $bestv (local.get $lv))))
+    (local.set $lv (f32x4.extract_lane 3 (local.get $bv)))
+    (local.set $li (i32x4.extract_lane 3 (local.get $bi)))
+    (if (i32.or (f32.gt (local.get $lv) (local.get $bestv))
+          (i32.and (f32.eq (local.get $lv) (local.get $bestv)) (i32.lt_s (local.get $li) (local.get $best))))
+      (then (local.set $best (local.get $li)) (local.set $bestv (local.get $lv))))
+    ;; tail, in order
+    (block $td (loop $tl
+      (br_if $td (i32.ge_s (local.get $i) (local.get $n)))
+      (local.set $lv (f32.load (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))))
+      (if (f32.gt (local.get $lv) (local.get $bestv)) (then (local.set $best (local.get $i)) (local.set $bestv (local.get $lv))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $tl)))
+    (local.get $best))
+
+  ;; One attention head, core/model.go's steps in one call: att[t] = (q . k_t)
+  ;; / sqrths for t < count (keys at k + t*stride floats), softmax over att
+  ;; (max, exp, sum in order of t, divide), out[i] = sum_t att[t] * v_t[i].
+  (func (export "attention")
+    (param $q i32) (param $k i32) (param $v i32) (param $stride i32) (param $hs i32) (param $count i32)
+    (param $att i32) (param $out i32) (param $sqrths f32)
+    (local $p i32) (local $end i32) (local $vsq v128)
+    (call $matvec_f32 (local.get $att) (local.get $k) (local.get $stride) (local.get $q) (local.get $hs) (local.get $count))
+    (local.set $end (i32.add (local.get $att) (i32.shl (local.get $count) (i32.const 2))))
+    ;; scale
+    (local.set $vsq (f32x4.splat (local.get $sqrths)))
+    (local.set $p (local.get $att))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.gt_u (i32.add (local.get $p) (i32.const 16)) (local.get $end)))
+      (v128.store (local.get $p) (f32x4.div (v128.load (local.get $p)) (local.get $vsq)))
+      (local.set $p (i32.add (local.get $p) (i32.const 16)))
+      (br $l1)))
+    (block $d2 (loop $l2
+      (br_if $d2 (i32.ge_u (local.get $p) (local.get $end)))
+      (f32.store (local.get $p) (f32.div (f32.load (local.get $p)) (local.get $sqrths)))
+      (local.set $p (i32.add (local.get $p) (i32.const 4)))
+      (br $l2)))
+    (call $softmax (local.get $att) (local.get $count))
     (call $wsum_f32 (local.get $out) (local.get $att) (local.get $v) (local.get $stride) (local.get $hs) (local.get $count)))
 
   ;; Quantizes x[0..n) to int8 in groups of ga (the last may be shorter), as
@@ -560,6 +642,71 @@
                         (local.set $k (i32.add (local.get $k) (i32.const 16)))
                         (br $kl16))))
                   (else
+                    ;; 32 values a step: activations widened once for four rows
+                    (block $kd32
+                      (loop $kl32
+                        (br_if $kd32 (i32.gt_s (i32.add (local.get $k) (i32.const 32)) (local.get $a1)))
+                        (local.set $xa (v128.load (i32.add (local.get $xq) (local.get $k))))
+                        (local.set $xb (v128.load (i32.add (local.get $xq) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $xe0 (i16x8.extend_low_i8x16_s (local.get $xa)))
+                        (local.set $xe1 (i16x8.extend_high_i8x16_s (local.get $xa)))
+                        (local.set $xo0 (i16x8.extend_low_i8x16_s (local.get $xb)))
+                        (local.set $xo1 (i16x8.extend_high_i8x16_s (local.get $xb)))
+                        (local.set $we (v128.load (i32.add (local.get $p0) (local.get $k))))
+                        (local.set $wo (v128.load (i32.add (local.get $p0) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $c0 (i32x4.add (local.get $c0) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $we (v128.load (i32.add (local.get $p1) (local.get $k))))
+                        (local.set $wo (v128.load (i32.add (local.get $p1) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $c1 (i32x4.add (local.get $c1) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $we (v128.load (i32.add (local.get $p2) (local.get $k))))
+                        (local.set $wo (v128.load (i32.add (local.get $p2) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $c2 (i32x4.add (local.get $c2) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $we (v128.load (i32.add (local.get $p3) (local.get $k))))
+                        (local.set $wo (v128.load (i32.add (local.get $p3) (i32.add (local.get $k) (i32.const 16)))))
+                        (local.set $c3 (i32x4.add (local.get $c3) (i32x4.add
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))
+                          (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $wo)) (local.get $xo0))
+                                     (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $wo)) (local.get $xo1))))))
+                        (local.set $k (i32.add (local.get $k) (i32.const 32)))
+                        (br $kl32)))
+                    ;; then 16 values a step
+                    (block $kd16
+                      (loop $kl16
+                        (br_if $kd16 (i32.gt_s (i32.add (local.get $k) (i32.const 16)) (local.get $a1)))
+                        (local.set $xa (v128.load (i32.add (local.get $xq) (local.get $k))))
+                        (local.set $xe0 (i16x8.extend_low_i8x16_s (local.get $xa)))
+                        (local.set $xe1 (i16x8.extend_high_i8x16_s (local.get $xa)))
+                        (local.set $we (v128.load (i32.add (local.get $p0) (local.get $k))))
+                        (local.set $c0 (i32x4.add (local.get $c0) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))))
+                        (local.set $we (v128.load (i32.add (local.get $p1) (local.get $k))))
+                        (local.set $c1 (i32x4.add (local.get $c1) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))))
+                        (local.set $we (v128.load (i32.add (local.get $p2) (local.get $k))))
+                        (local.set $c2 (i32x4.add (local.get $c2) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))))
+                        (local.set $we (v128.load (i32.add (local.get $p3) (local.get $k))))
+                        (local.set $c3 (i32x4.add (local.get $c3) (i32x4.add
+                          (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
+                          (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))))
+                        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                        (br $kl16)))
                 (block $kd
                   (loop $kl
                     (br_if $kd (i32.gt_s (i32.add (local.get $k) (i32.const 8)) (local.get $a1)))

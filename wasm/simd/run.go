@@ -26,7 +26,9 @@ var kernelFuncs = []struct {
 	name   string
 	params int
 	f32    bool // last parameter is f32
-}{{"matvec_f32", 6, false}, {"attention", 9, true}, {"matvec_q8", 9, false}, {"matvec_q4", 10, false}, {"quantize_q8", 5, false}}
+	result bool // returns an i32
+}{{"matvec_f32", 6, false, false}, {"attention", 9, true, false}, {"matvec_q8", 9, false, false}, {"matvec_q4", 10, false, false},
+	{"quantize_q8", 5, false, false}, {"softmax", 2, false, false}, {"swiglu", 3, false, false}, {"argmax", 2, false, true}}
 
 // RunWASI runs a wasip1 command module to completion in rt and returns its
 // exit code. When the module imports the SIMD kernels, they are provided.
@@ -54,6 +56,10 @@ func RunWASI(ctx context.Context, rt wazero.Runtime, guest wazero.CompiledModule
 		if kf.f32 {
 			params[len(params)-1] = api.ValueTypeF32
 		}
+		var results []api.ValueType
+		if kf.result {
+			results = []api.ValueType{api.ValueTypeI32}
+		}
 		var fn api.Function
 		hb.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 			if fn == nil {
@@ -62,7 +68,7 @@ func RunWASI(ctx context.Context, rt wazero.Runtime, guest wazero.CompiledModule
 			if err := fn.CallWithStack(ctx, stack); err != nil {
 				panic(err)
 			}
-		}), params, nil).Export(name)
+		}), params, results).Export(name)
 	}
 	host, err := hb.Instantiate(ctx)
 	if err != nil {
