@@ -44,6 +44,7 @@ const (
 	preambleSize      = 20 // magic, version, compression, flags, payload length, CRC
 	sectionHeaderSize = 13 // kind, body length, CRC
 	configSize        = 41 // config section body
+	configHeadDimSize = 4  // the u32 head_dim that follows it when cfgHeadDim is set
 	tokHeaderSize     = 17 // fixed part of the tokenizer section body
 	q4CodebookSize    = 16 // int8 codebook entries of a Q4 tensor
 )
@@ -82,7 +83,8 @@ const (
 // Config section flags.
 const (
 	cfgSharedClassifier = 1 << 0
-	knownCfgFlags       = cfgSharedClassifier
+	cfgHeadDim          = 1 << 1 // a u32 head_dim follows the flags (heads narrower or wider than dim/n_heads)
+	knownCfgFlags       = cfgSharedClassifier | cfgHeadDim
 )
 
 // Reader limits beyond core's shape limits (FORMAT.md, Limits).
@@ -248,9 +250,9 @@ type slot struct {
 
 // modelSlots lists the tensors of a model in canonical (writing) order.
 func modelSlots(c *core.Config, shared bool) []slot {
-	d, h, kv := c.Dim, c.HiddenDim, c.KVDim()
+	d, h, kv, q := c.Dim, c.HiddenDim, c.KVDim(), c.QDim()
 	s := []slot{{code: nameTokenEmbd, rows: c.VocabSize, cols: d}}
-	shapes := [len(layerTensorNames)][2]int{{1, d}, {d, d}, {kv, d}, {kv, d}, {d, d}, {1, d}, {h, d}, {d, h}, {h, d}}
+	shapes := [len(layerTensorNames)][2]int{{1, d}, {q, d}, {kv, d}, {kv, d}, {d, q}, {1, d}, {h, d}, {d, h}, {h, d}}
 	for l := 0; l < c.NLayers; l++ {
 		for i, sh := range shapes {
 			s = append(s, slot{code: uint8(nameLayerFirst + i), layer: l, rows: sh[0], cols: sh[1], vector: i == 0 || i == 5})
@@ -789,8 +791,8 @@ func (p *parser) metadata(kind uint8, length int64, want uint32) {
 
 // config reads the config section and allocates the model.
 func (p *parser) config(length int64) {
-	if length != configSize {
-		p.fail(ErrCorrupt, "config section has %d bytes, want %d", length, configSize)
+	if length != configSize && length != configSize+configHeadDimSize {
+		p.fail(ErrCorrupt, "config section has %d bytes, want %d or %d", length, configSize, configSize+configHeadDimSize)
 		return
 	}
 	var v [7]uint32
@@ -802,9 +804,30 @@ func (p *parser) config(length int64) {
 	c.RopeTheta = p.f32("rope_theta")
 	act := p.u32("act_group")
 	flags := p.u8("config flags")
+	var headDim uint32
 	if p.err != nil {
 		return
 	}
+	switch {
+	case flags&^knownCfgFlags != 0:
+		p.fail(ErrUnsupported, "unknown config flags %#02x", flags&^knownCfgFlags)
+	case flags&cfgHeadDim != 0 && length != configSize+configHeadDimSize:
+		p.fail(ErrCorrupt, "config flags say head_dim follows, but the section has %d bytes", length)
+	case flags&cfgHeadDim == 0 && length != configSize:
+		p.fail(ErrCorrupt, "config section has %d bytes without the head_dim flag, want %d", length, configSize)
+	case flags&cfgHeadDim != 0:
+		if headDim = p.u32("head_dim"); p.err == nil && headDim == 0 {
+			p.fail(ErrCorrupt, "head_dim 0 with the head_dim flag set")
+		}
+	}
+	if p.err != nil {
+		return
+	}
+	if headDim > math.MaxInt32 {
+		p.fail(ErrLimit, "head_dim is %d", headDim)
+		return
+	}
+	c.HeadDim = int(headDim)
 	for i, x := range v {
 		if x > math.MaxInt32 {
 			p.fail(ErrLimit, "config field %d is %d", i, x)
@@ -818,8 +841,6 @@ func (p *parser) config(length int64) {
 		p.fail(ErrLimit, "%v", err)
 	case act > maxGroupSize:
 		p.fail(ErrLimit, "activation group %d is above the limit %d", act, maxGroupSize)
-	case flags&^knownCfgFlags != 0:
-		p.fail(ErrUnsupported, "unknown config flags %#02x", flags&^knownCfgFlags)
 	}
 	if p.err != nil {
 		return

@@ -50,6 +50,9 @@ type ctSynthOpts struct {
 	shared bool
 	tok    int // ctTokNone, ctTokInt, ctTokFloat or ctTokBytes
 	seed   uint64
+	// heads, when not zero, gives n_heads, n_kv_heads and head_dim instead
+	// of 2, 1 and dim/n_heads (a head-pruned or wide-headed model)
+	heads [3]int
 }
 
 const (
@@ -67,6 +70,9 @@ func ctSynthModel(t testing.TB, o ctSynthOpts) *core.Model {
 	c := core.Config{Dim: 8, HiddenDim: 13, NLayers: 2, NHeads: 2, NKVHeads: 1, VocabSize: 16, SeqLen: 8}
 	if o.tok == ctTokBytes {
 		c.VocabSize = 262
+	}
+	if o.heads[0] != 0 {
+		c.NHeads, c.NKVHeads, c.HeadDim = o.heads[0], o.heads[1], o.heads[2]
 	}
 	c.Defaults()
 	r := rand.New(rand.NewPCG(o.seed, 7))
@@ -110,12 +116,12 @@ func ctSynthModel(t testing.TB, o ctSynthOpts) *core.Model {
 		}
 		return ms
 	}
-	d, h, kv, l := c.Dim, c.HiddenDim, c.KVDim(), c.NLayers
+	d, h, kv, q, l := c.Dim, c.HiddenDim, c.KVDim(), c.QDim(), c.NLayers
 	m := &core.Model{Config: c}
 	w := &m.Weights
 	w.TokenEmbedding = mat(c.VocabSize, d)
 	w.RmsAtt, w.RmsFFN, w.RmsFinal = vec(l*d), vec(l*d), vec(d)
-	w.Wq, w.Wk, w.Wv, w.Wo = layers(d, d), layers(kv, d), layers(kv, d), layers(d, d)
+	w.Wq, w.Wk, w.Wv, w.Wo = layers(q, d), layers(kv, d), layers(kv, d), layers(d, q)
 	w.W1, w.W2, w.W3 = layers(h, d), layers(d, h), layers(h, d)
 	if o.shared {
 		w.Wcls = &w.TokenEmbedding
@@ -1113,7 +1119,7 @@ func ctDocTable(t *testing.T, lines []string, marker string) [][]string {
 func TestFormatFixedSizes(t *testing.T) {
 	doc := ctReadFormatDoc(t)
 	for marker, size := range map[string]int{"fixed: preamble": preambleSize, "fixed: section header": sectionHeaderSize,
-		"fixed: config": configSize, "fixed: tokenizer header": tokHeaderSize} {
+		"fixed: config": configSize, "fixed: config head_dim": configHeadDimSize, "fixed: tokenizer header": tokHeaderSize} {
 		off := 0
 		for _, r := range ctDocTable(t, doc, marker) {
 			o, err1 := strconv.Atoi(r[0])

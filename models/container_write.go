@@ -317,7 +317,7 @@ func (cw *containerWriter) emit(t *outTensor, fn func([]byte) error) error {
 // encodeConfig lays out the config section body (FORMAT.md, Config).
 func encodeConfig(m *core.Model) []byte {
 	c := &m.Config
-	b := make([]byte, 0, configSize)
+	b := make([]byte, 0, configSize+configHeadDimSize)
 	for _, v := range []int{c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKVHeads, c.VocabSize, c.SeqLen} {
 		b = binary.LittleEndian.AppendUint32(b, uint32(v))
 	}
@@ -327,6 +327,12 @@ func encodeConfig(m *core.Model) []byte {
 	var flags byte
 	if m.SharedClassifier() {
 		flags |= cfgSharedClassifier
+	}
+	// head_dim only when it says something dim/n_heads does not: files of
+	// ordinary models stay byte for byte what older writers wrote
+	if c.HeadDim != 0 && (c.Dim%c.NHeads != 0 || c.HeadDim != c.Dim/c.NHeads) {
+		flags |= cfgHeadDim
+		return binary.LittleEndian.AppendUint32(append(b, flags), uint32(c.HeadDim))
 	}
 	return append(b, flags)
 }

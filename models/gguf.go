@@ -639,6 +639,12 @@ func (g *ggufReader) config() (core.Config, int64) {
 	c.SeqLen = g.getInt("llama.context_length", true, 0)
 	c.NormEps = g.getFloat("llama.attention.layer_norm_rms_epsilon", true, 0)
 	c.RopeTheta = g.getFloat("llama.rope.freq_base", false, 10000)
+	// a head size of its own (heads narrower or wider than dim/n_heads);
+	// absent or equal to dim/n_heads it stays implied
+	if hs := g.getInt("llama.attention.key_length", false, 0); b.err == nil && hs != 0 &&
+		(c.NHeads <= 0 || c.Dim%c.NHeads != 0 || hs != c.Dim/c.NHeads) {
+		c.HeadDim = hs
+	}
 	switch tokens := g.meta["tokenizer.ggml.tokens"]; {
 	case b.err != nil:
 	case tokens == nil:
@@ -738,7 +744,7 @@ func (g *ggufReader) tokenizer(n int) *core.Tokenizer {
 // tensor names to where each one goes.
 func ggufSlots(m *core.Model) map[string]*ggufSlot {
 	c, w := &m.Config, &m.Weights
-	d, h, kv, l, v := c.Dim, c.HiddenDim, c.KVDim(), c.NLayers, c.VocabSize
+	d, h, kv, q, l, v := c.Dim, c.HiddenDim, c.KVDim(), c.QDim(), c.NLayers, c.VocabSize
 	slots := make(map[string]*ggufSlot, 3+9*l)
 	mat := func(name string, dst *core.Mat, rows, cols int) {
 		slots[name] = &ggufSlot{rows: rows, cols: cols, mat: dst}
@@ -758,10 +764,10 @@ func ggufSlots(m *core.Model) map[string]*ggufSlot {
 	for i := 0; i < l; i++ {
 		blk := "blk." + strconv.Itoa(i) + "."
 		vec(blk+"attn_norm.weight", &w.RmsAtt, i*d, d)
-		mat(blk+"attn_q.weight", &w.Wq[i], d, d)
+		mat(blk+"attn_q.weight", &w.Wq[i], q, d)
 		mat(blk+"attn_k.weight", &w.Wk[i], kv, d)
 		mat(blk+"attn_v.weight", &w.Wv[i], kv, d)
-		mat(blk+"attn_output.weight", &w.Wo[i], d, d)
+		mat(blk+"attn_output.weight", &w.Wo[i], d, q)
 		vec(blk+"ffn_norm.weight", &w.RmsFFN, i*d, d)
 		mat(blk+"ffn_gate.weight", &w.W1[i], h, d)
 		mat(blk+"ffn_down.weight", &w.W2[i], d, h)
