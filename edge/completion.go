@@ -68,30 +68,39 @@ type params struct {
 // parse reads and validates a completion request. The body size is checked
 // before anything is parsed, the prompt's size before it is tokenized.
 func (s *Server) parse(r *http.Request) (*params, *httpError) {
+	var req completionRequest
+	if err := s.readJSON(r, &req); err != nil {
+		return nil, err
+	}
+	return s.validate(&req)
+}
+
+// readJSON reads a request body of at most MaxBodyBytes into v: one JSON
+// object, unknown fields rejected, nothing after it.
+func (s *Server) readJSON(r *http.Request, v any) *httpError {
 	limit := s.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
-		return nil, badRequest("", "body_too_large", fmt.Sprintf("Request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit))
+		return badRequest("", "body_too_large", fmt.Sprintf("Request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, limit))
 	}
 	if r.Body == nil {
-		return nil, badRequest("", "invalid_json", "The request has no body; send a JSON object")
+		return badRequest("", "invalid_json", "The request has no body; send a JSON object")
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, badRequest("", "invalid_body", "Could not read the request body: "+err.Error())
+		return badRequest("", "invalid_body", "Could not read the request body: "+err.Error())
 	}
 	if int64(len(body)) > limit {
-		return nil, badRequest("", "body_too_large", fmt.Sprintf("Request body is larger than the limit of %d bytes", limit))
+		return badRequest("", "body_too_large", fmt.Sprintf("Request body is larger than the limit of %d bytes", limit))
 	}
-	var req completionRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, decodeError(err)
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, badRequest("", "invalid_json", "We could not parse the JSON body of your request: data after the JSON object")
+		return badRequest("", "invalid_json", "We could not parse the JSON body of your request: data after the JSON object")
 	}
-	return s.validate(&req)
+	return nil
 }
 
 // decodeError turns a json decoding error into OpenAI's wording.

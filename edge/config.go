@@ -26,6 +26,14 @@ type Config struct {
 	// (streams overlap); past it requests get 503 (default 64).
 	MaxSessions int
 
+	// MaxEmbedInputs bounds the texts of one POST /v1/embeddings (default
+	// 64); each text is at most MaxPromptBytes and the model's context.
+	MaxEmbedInputs int
+	// MaxEmbedTokens bounds the tokens of one embeddings request, all
+	// texts together, [CLS] and [SEP] included (default 2048): the
+	// embeddings' work budget (the encoder's cost is about linear in it).
+	MaxEmbedTokens int
+
 	// AllowedOrigins lists the origins browsers may call from; "*" allows
 	// any. Empty: DefaultOrigins.
 	AllowedOrigins []string
@@ -44,9 +52,16 @@ const (
 	// context, so 256 tokens after any prompt that fits beside them.
 	DefaultWorkBudget  = 1 << 27
 	DefaultMaxSessions = 64
+	// DefaultMaxEmbedInputs and DefaultMaxEmbedTokens: 2048 tokens of
+	// all-MiniLM-L6-v2 take about 10 s of CPU in wasm with SIMD (about
+	// 5 ms a token, docs/EMBED.md), a paid Worker's default CPU limit is 30 s.
+	DefaultMaxEmbedInputs = 64
+	DefaultMaxEmbedTokens = 2048
 	// Hard ceilings on what a Config may ask for.
 	maxBodyCeiling    = 16 << 20
 	maxSessionCeiling = 4096
+	maxEmbedInputsCap = 2048 // OpenAI's own limit on inputs per request
+	maxEmbedTokensCap = 1 << 20
 	maxStopStrings    = 4
 	maxStopBytes      = 256
 )
@@ -63,6 +78,8 @@ const (
 	EnvMaxTokens      = "MOTE_MAX_TOKENS"
 	EnvWorkBudget     = "MOTE_WORK_BUDGET"
 	EnvMaxSessions    = "MOTE_MAX_SESSIONS"
+	EnvMaxEmbedInputs = "MOTE_MAX_EMBED_INPUTS"
+	EnvMaxEmbedTokens = "MOTE_MAX_EMBED_TOKENS"
 	EnvCORSOrigins    = "MOTE_CORS_ORIGINS"
 	EnvAPIKey         = "MOTE_API_KEY"
 )
@@ -82,6 +99,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{EnvMaxTokens, 1 << 20, func(v int64) { c.MaxTokens = int(v) }},
 		{EnvWorkBudget, math.MaxInt64, func(v int64) { c.WorkBudget = v }},
 		{EnvMaxSessions, maxSessionCeiling, func(v int64) { c.MaxSessions = int(v) }},
+		{EnvMaxEmbedInputs, maxEmbedInputsCap, func(v int64) { c.MaxEmbedInputs = int(v) }},
+		{EnvMaxEmbedTokens, maxEmbedTokensCap, func(v int64) { c.MaxEmbedTokens = int(v) }},
 	}
 	for _, f := range ints {
 		s := strings.TrimSpace(getenv(f.name))
@@ -123,6 +142,14 @@ func (c Config) withDefaults() Config {
 		c.MaxSessions = DefaultMaxSessions
 	}
 	c.MaxSessions = min(c.MaxSessions, maxSessionCeiling)
+	if c.MaxEmbedInputs <= 0 {
+		c.MaxEmbedInputs = DefaultMaxEmbedInputs
+	}
+	c.MaxEmbedInputs = min(c.MaxEmbedInputs, maxEmbedInputsCap)
+	if c.MaxEmbedTokens <= 0 {
+		c.MaxEmbedTokens = DefaultMaxEmbedTokens
+	}
+	c.MaxEmbedTokens = min(c.MaxEmbedTokens, maxEmbedTokensCap)
 	if len(c.AllowedOrigins) == 0 {
 		c.AllowedOrigins = DefaultOrigins
 	}

@@ -20,6 +20,7 @@ import (
 type Server struct {
 	cfg     Config
 	eng     *engine.Engine
+	emb     *engine.Embedder // sentence encoders, for POST /v1/embeddings
 	started time.Time
 
 	requests    atomic.Int64 // requests seen, any path or status
@@ -27,12 +28,16 @@ type Server struct {
 	tokens      atomic.Int64 // completion tokens generated
 	loads       atomic.Int64 // models loaded successfully
 	loadFails   atomic.Int64
+	embeddings  atomic.Int64 // embeddings requests answered with vectors
+	embedTokens atomic.Int64 // tokens they encoded
+	encLoads    atomic.Int64 // encoders loaded successfully
 
 	mu       sync.Mutex
 	infos    map[string]engine.ModelInfo
-	order    []string // load order; the first is the default unless cfg says otherwise
-	lastFail string   // the last load error, for /healthz
-	cfgErr   error    // a Config that could not be read: every request gets 500
+	order    []string             // load order; the first is the default unless cfg says otherwise
+	encoders []engine.EncoderInfo // load order; the first is the default encoder
+	lastFail string               // the last load error, for /healthz
+	cfgErr   error                // a Config that could not be read: every request gets 500
 
 	// HealthExtra, when set, adds fields to /healthz (the js entry point
 	// reports its Go instance count and memory there).
@@ -43,8 +48,11 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	return &Server{
-		cfg:     cfg,
-		eng:     engine.New(engine.Limits{MaxSessions: cfg.MaxSessions, MaxPromptBytes: cfg.MaxPromptBytes}),
+		cfg: cfg,
+		eng: engine.New(engine.Limits{MaxSessions: cfg.MaxSessions, MaxPromptBytes: cfg.MaxPromptBytes}),
+		// nil parallelism: one core, as in wasm (a worker isolate has one thread)
+		emb: engine.NewEmbedder(engine.EmbedLimits{MaxInputs: cfg.MaxEmbedInputs, MaxInputBytes: cfg.MaxPromptBytes,
+			MaxTotalTokens: cfg.MaxEmbedTokens}, nil),
 		started: time.Now(),
 		infos:   map[string]engine.ModelInfo{},
 	}
@@ -77,6 +85,49 @@ func (s *Server) Load(name string, data, tokenizer []byte) (engine.ModelInfo, er
 	s.infos[name] = mi
 	s.order = append(s.order, name)
 	return mi, nil
+}
+
+// LoadEncoder reads a sentence encoder held in memory (a GGUF bert model or
+// a mote encoder container) and serves it under name for POST
+// /v1/embeddings. Failures are counted and shown by /healthz, as Load's.
+func (s *Server) LoadEncoder(name string, data []byte) (engine.EncoderInfo, error) {
+	s.mu.Lock()
+	_, clash := s.infos[name]
+	s.mu.Unlock()
+	var ei engine.EncoderInfo
+	err := fmt.Errorf("%w: %q is a language model's name", engine.ErrExists, name)
+	if !clash {
+		ei, err = s.emb.Load(name, data)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.loadFails.Add(1)
+		s.lastFail = err.Error()
+		return ei, err
+	}
+	s.encLoads.Add(1)
+	s.encoders = append(s.encoders, ei)
+	return ei, nil
+}
+
+// encoder resolves a requested encoder name ("" for the default, the first
+// loaded).
+func (s *Server) encoder(name string) (engine.EncoderInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ei := range s.encoders {
+		if name == "" || ei.Name == name {
+			return ei, true
+		}
+	}
+	return engine.EncoderInfo{}, false
+}
+
+func (s *Server) encoderList() []engine.EncoderInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]engine.EncoderInfo(nil), s.encoders...)
 }
 
 // LoadFailed records a model that could not be fetched, for /healthz.
@@ -148,6 +199,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.completion(sw, r)
+	case path == "/v1/embeddings":
+		if !allow(sw, r, http.MethodPost) {
+			return
+		}
+		s.embed(sw, r)
 	case path == "/v1/models":
 		if !allow(sw, r, http.MethodGet, http.MethodHead) {
 			return
@@ -170,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(sw, http.StatusOK, map[string]any{
 			"name":      "mote",
 			"version":   engine.Version,
-			"endpoints": []string{"POST /v1/completions", "GET /v1/models", "GET /healthz"},
+			"endpoints": []string{"POST /v1/completions", "POST /v1/embeddings", "GET /v1/models", "GET /healthz"},
 		})
 	default:
 		writeError(sw, http.StatusNotFound, apiError{Message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, clip(path, 200)), Type: "invalid_request_error", Code: "unknown_url"})
@@ -254,24 +310,40 @@ type modelObject struct {
 	Params        int64  `json:"params"`
 	DType         string `json:"dtype"`
 	Format        string `json:"format"`
+	// Endpoint is the API the model serves: "completions" or "embeddings".
+	Endpoint string `json:"endpoint"`
+	// Dimensions is an encoder's embedding width.
+	Dimensions int `json:"dimensions,omitempty"`
 }
 
 func toModelObject(mi engine.ModelInfo) modelObject {
 	return modelObject{ID: mi.Name, Object: "model", OwnedBy: "mote", ContextLength: mi.Config.SeqLen,
-		Params: mi.Params, DType: mi.DType, Format: string(mi.Format)}
+		Params: mi.Params, DType: mi.DType, Format: string(mi.Format), Endpoint: "completions"}
+}
+
+func encoderObject(ei engine.EncoderInfo) modelObject {
+	return modelObject{ID: ei.Name, Object: "model", OwnedBy: "mote", ContextLength: ei.MaxTokens,
+		Params: ei.Params, DType: ei.DType, Format: string(ei.Format), Endpoint: "embeddings", Dimensions: ei.Dim}
 }
 
 func (s *Server) models(w http.ResponseWriter) {
 	ms := s.modelList()
-	data := make([]modelObject, len(ms))
-	for i, mi := range ms {
-		data[i] = toModelObject(mi)
+	data := make([]modelObject, 0, len(ms))
+	for _, mi := range ms {
+		data = append(data, toModelObject(mi))
+	}
+	for _, ei := range s.encoderList() {
+		data = append(data, encoderObject(ei))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 func (s *Server) oneModel(w http.ResponseWriter, name string) {
 	mi, ok := s.model(name)
+	if ei, isEnc := s.encoder(name); !ok && isEnc && name != "" {
+		writeJSON(w, http.StatusOK, encoderObject(ei))
+		return
+	}
 	if !ok || name == "" {
 		writeError(w, http.StatusNotFound, apiError{Message: fmt.Sprintf("The model '%s' does not exist", clip(name, 200)), Type: "invalid_request_error", Param: "model", Code: "model_not_found"})
 		return
@@ -298,6 +370,9 @@ func (s *Server) health(w http.ResponseWriter) {
 		"completions":     s.completions.Load(),
 		"tokens":          s.tokens.Load(),
 		"active_sessions": s.eng.Sessions(),
+		"encoder_loads":   s.encLoads.Load(),
+		"embeddings":      s.embeddings.Load(),
+		"embed_tokens":    s.embedTokens.Load(),
 		"uptime_ms":       time.Since(s.started).Milliseconds(),
 	}
 	if lastFail != "" {
@@ -308,6 +383,11 @@ func (s *Server) health(w http.ResponseWriter) {
 		names = append(names, mi.Name)
 	}
 	h["models"] = names
+	encs := []string{}
+	for _, ei := range s.encoderList() {
+		encs = append(encs, ei.Name)
+	}
+	h["encoders"] = encs
 	if s.HealthExtra != nil {
 		s.HealthExtra(h)
 	}

@@ -97,3 +97,48 @@ func CheckErrorBody(body []byte, param, code string) error {
 	}
 	return nil
 }
+
+// BadEmbedRequests lists bad POST /v1/embeddings requests for a worker with
+// the default limits (edge.Config's: 64 texts of at most 16 KiB, 2048
+// tokens a request), an encoder with a 512-token context and a language
+// model named lm.
+func BadEmbedRequests(lm string) []BadCase {
+	post := func(name, body string, param, code string) BadCase {
+		return BadCase{Name: "embeddings: " + name, Method: "POST", Path: "/v1/embeddings", Body: body, Status: 400, Param: param, Code: code}
+	}
+	words := func(n int) string { return strings.TrimSpace(strings.Repeat("word ", n)) }
+	many := make([]string, 65)
+	for i := range many {
+		many[i] = `"a"`
+	}
+	six := make([]string, 6)
+	for i := range six {
+		six[i] = fmt.Sprintf("%q", words(400)) // 402 tokens each
+	}
+	return []BadCase{
+		post("invalid JSON", `{"input": "Hi"`, "", "invalid_json"),
+		post("input missing", `{"model": null}`, "input", "missing_required_parameter"),
+		post("input null", `{"input": null}`, "input", "missing_required_parameter"),
+		post("input number", `{"input": 42}`, "input", "invalid_type"),
+		post("input object", `{"input": {"text": "Hi"}}`, "input", "invalid_type"),
+		post("input empty string", `{"input": ""}`, "input", "invalid_value"),
+		post("input empty array", `{"input": []}`, "input", "invalid_value"),
+		post("input empty string in array", `{"input": ["Hi", ""]}`, "input", "invalid_value"),
+		post("input token ids", `{"input": [101, 7592, 102]}`, "input", "unsupported_value"),
+		post("input token id arrays", `{"input": [[101, 7592, 102]]}`, "input", "unsupported_value"),
+		post("input mixed", `{"input": ["Hi", true]}`, "input", "invalid_type"),
+		post("too many inputs", `{"input": [`+strings.Join(many, ",")+`]}`, "input", "too_many_inputs"),
+		post("input too long", fmt.Sprintf(`{"input": %q}`, strings.Repeat("a", 16<<10+1)), "input", "input_too_long"),
+		post("beyond the context", fmt.Sprintf(`{"input": ["Hi", %q]}`, words(600)), "input", "context_length_exceeded"),
+		post("too many tokens", `{"input": [`+strings.Join(six, ",")+`]}`, "input", "too_many_tokens"),
+		post("encoding_format int8", `{"input": "Hi", "encoding_format": "int8"}`, "encoding_format", "invalid_value"),
+		post("encoding_format number", `{"input": "Hi", "encoding_format": 1}`, "encoding_format", "invalid_type"),
+		post("dimensions", `{"input": "Hi", "dimensions": 128}`, "dimensions", "unsupported_value"),
+		post("unknown field", `{"input": "Hi", "inputs": "Hi"}`, "inputs", "unknown_parameter"),
+		post("unknown model", `{"input": "Hi", "model": "text-embedding-3-small"}`, "model", "model_not_found"),
+		post("a language model", fmt.Sprintf(`{"input": "Hi", "model": %q}`, lm), "model", "model_not_found"),
+		{Name: "embeddings: GET", Method: "GET", Path: "/v1/embeddings", Status: 405, Code: "method_not_allowed"},
+		{Name: "embeddings: PUT", Method: "PUT", Path: "/v1/embeddings", Body: `{"input": "Hi"}`, Status: 405, Code: "method_not_allowed"},
+		{Name: "embeddings: trailing slash", Method: "POST", Path: "/v1/embeddings/", Body: `{"input": "Hi"}`, Status: 404, Code: "unknown_url"},
+	}
+}
