@@ -281,12 +281,7 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 		s.quantizeAny(s.xq, xb, &w.W1[l], &w.W3[l])
 		s.matVec(s.hb, &w.W1[l], xb, s.xq)
 		s.matVec(s.hb2, &w.W3[l], xb, s.xq)
-		hb2 := s.hb2[:hidden]
-		for i, val := range s.hb[:hidden] {
-			val *= 1 / (1 + expf(-val))
-			val *= hb2[i]
-			s.hb[i] = val
-		}
+		swiglu(s.hb[:hidden], s.hb2[:hidden])
 		quantizeFor(s.hq, s.hb, &w.W2[l])
 		s.matVec(xb, &w.W2[l], s.hb, s.hq)
 		for i := range x {
