@@ -298,6 +298,37 @@ edge_model() {
 	fi
 }
 
+# edge_encoder sets EDGE_ENCODER_ARGS, the encoder flags of edgebundle:
+# all-MiniLM-L6-v2 from $GGUF_MODULE put into our container by bin/mote
+# embed quant (default --type gguf: the GGUF's blocks repacked losslessly,
+# the same vectors as the GGUF; MOTE_EDGE_ENCODER_TYPE picks another spec),
+# uncompressed (it loads without a second buffer). The Worker serves it for
+# POST /v1/embeddings from static assets (docs/EDGE.md).
+EDGE_ENCODER=.cache/edge/all-minilm-l6-v2.mote
+EDGE_ENCODER_GGUF=testdata/all-MiniLM-L6-v2-Q4_K_M.gguf
+EDGE_ENCODER_SHA256=2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6
+edge_encoder() {
+	local typ=${MOTE_EDGE_ENCODER_TYPE:-gguf}
+	if [[ ! -s $EDGE_ENCODER || bin/mote -nt $EDGE_ENCODER || $(cat "$EDGE_ENCODER.type" 2>/dev/null) != "$typ" ]]; then
+		local tmp json dir gguf
+		tmp=$(mktemp -d)
+		json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$GGUF_MODULE") ||
+			{ rm -rf "$tmp"; die "go mod download $GGUF_MODULE failed:
+$json"; }
+		rm -rf "$tmp"
+		dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}[[:space:]]*$/\1/p')
+		gguf=$dir/$EDGE_ENCODER_GGUF
+		[[ -f $gguf && $(sha256sum "$gguf" | cut -d' ' -f1) == "$EDGE_ENCODER_SHA256" ]] ||
+			die "$gguf is missing or has not sha256 $EDGE_ENCODER_SHA256"
+		mkdir -p .cache/edge
+		rm -f "$EDGE_ENCODER.type"
+		run bin/mote embed quant "$gguf" -o "${EDGE_ENCODER%.mote}.partial.mote" --type "$typ" --compress none
+		run mv "${EDGE_ENCODER%.mote}.partial.mote" "$EDGE_ENCODER"
+		printf '%s\n' "$typ" >"$EDGE_ENCODER.type"
+	fi
+	EDGE_ENCODER_ARGS=(-encoder "$EDGE_ENCODER" -encoder-name all-minilm-l6-v2)
+}
+
 # build_edge writes dist/edge: the Worker (./edge/worker for GOOS=js with
 # the SIMD kernels, its glue, the model, wrangler.jsonc and workerd.capnp)
 # and dist/edge-nosimd, the same without SIMD (tests and benchmarks compare
@@ -307,6 +338,7 @@ build_edge() {
 	need_go
 	build_kernels
 	edge_model
+	edge_encoder
 	step "dist/edge: the Cloudflare Worker (GOOS=js ./edge/worker with SIMD, glue, model, configs)"
 	mkdir -p .cache/edge
 	run env GOOS=js GOARCH=wasm go vet ./edge/worker
@@ -314,7 +346,7 @@ build_edge() {
 	run env GOOS=js GOARCH=wasm go build -buildvcs=false -trimpath -ldflags='-s -w' -o .cache/edge/app.wasm ./edge/worker
 	local goroot
 	goroot=$(go env GOROOT) || die "go env GOROOT failed"
-	local common=(-wasm-exec "$goroot/lib/wasm/wasm_exec.js" -source "${MOTE_EDGE_SOURCE:-bundle}" "${EDGE_MODEL_ARGS[@]}")
+	local common=(-wasm-exec "$goroot/lib/wasm/wasm_exec.js" -source "${MOTE_EDGE_SOURCE:-bundle}" "${EDGE_MODEL_ARGS[@]}" "${EDGE_ENCODER_ARGS[@]}")
 	run go run ./edge/cmd/edgebundle -o dist/edge -app .cache/edge/app-simd.wasm -kernels wasm/simd/kernels.wasm "${common[@]}"
 	step "dist/edge-nosimd: the same Worker without SIMD"
 	run go run ./edge/cmd/edgebundle -o dist/edge-nosimd -app .cache/edge/app.wasm "${common[@]}" >/dev/null

@@ -49,8 +49,15 @@ type Options struct {
 	Source    string // SourceBundle (default), SourceAssets or SourceR2
 	PartBytes int64  // asset part size (default and at most MaxAssetBytes)
 	R2Bucket  string // bucket name for SourceR2 (default "mote-models")
-	Port      int    // workerd's socket on 127.0.0.1 (default 8787)
-	Vars      map[string]string
+	// Encoder is a sentence encoder file (GGUF bert or a mote encoder
+	// container) for POST /v1/embeddings, or "". It always goes to static
+	// assets (split like an assets model): it is larger than the upload
+	// may be. EncoderName is the name served (default: the file's base
+	// name without extension).
+	Encoder     string
+	EncoderName string
+	Port        int // workerd's socket on 127.0.0.1 (default 8787)
+	Vars        map[string]string
 }
 
 // File is one written file with its sizes.
@@ -68,6 +75,7 @@ type Report struct {
 	UploadGzipBytes    int64 // the same, each gzip -9'd and summed
 	AssetBytes         int64
 	ModelManifest      string // the assets manifest path, for SourceAssets
+	EncoderManifest    string // the encoder's assets manifest path, when there is one
 	WranglerConfigPath string
 	WorkerdConfigPath  string
 }
@@ -97,6 +105,9 @@ func Write(o Options) (*Report, error) {
 	}
 	if o.ModelName == "" && o.Model != "" {
 		o.ModelName = strings.TrimSuffix(filepath.Base(o.Model), filepath.Ext(o.Model))
+	}
+	if o.EncoderName == "" && o.Encoder != "" {
+		o.EncoderName = strings.TrimSuffix(filepath.Base(o.Encoder), filepath.Ext(o.Encoder))
 	}
 	for _, f := range []struct{ what, path string }{{"glue", o.Glue}, {"wasm_exec.js", o.WasmExec}, {"app wasm", o.App}} {
 		if f.path == "" {
@@ -151,10 +162,11 @@ func Write(o Options) (*Report, error) {
 		}
 		fmt.Fprintf(&manifest, "const bundled = { name: %q, bytes: model, tokenizer: %s };\n", o.ModelName, tok)
 	case SourceAssets:
-		path, err := w.split(o, vars)
+		path, err := w.split(o.Model, o.ModelName, o.Tokenizer, o.PartBytes)
 		if err != nil {
 			return nil, err
 		}
+		vars["MOTE_MODEL_PATH"] = path
 		rep.ModelManifest = path
 		manifest.WriteString("const bundled = null; // the model comes from static assets\n")
 	case SourceR2:
@@ -163,6 +175,15 @@ func Write(o Options) (*Report, error) {
 		}
 		vars["MOTE_R2_BINDING"] = "MODELS"
 		manifest.WriteString("const bundled = null; // the model comes from R2\n")
+	}
+	if o.Encoder != "" {
+		path, err := w.split(o.Encoder, o.EncoderName, "", o.PartBytes)
+		if err != nil {
+			return nil, err
+		}
+		vars["MOTE_ENCODER_PATH"] = path
+		vars["MOTE_ENCODER_NAME"] = o.EncoderName
+		rep.EncoderManifest = path
 	}
 	manifest.WriteString("export { app, kernels, bundled };\n")
 	w.write("manifest.mjs", []byte(manifest.String()), true)
@@ -191,31 +212,31 @@ func Write(o Options) (*Report, error) {
 	return rep, nil
 }
 
-// split writes the model (and tokenizer) into assets/models/ as parts of
-// at most PartBytes and a manifest {name, bytes, parts, tokenizer}.
-func (w *writer) split(o Options, vars map[string]string) (string, error) {
-	data, err := os.ReadFile(o.Model)
+// split writes a model file (and a tokenizer, when not "") into
+// assets/models/ as parts of at most partBytes and a manifest {name, bytes,
+// parts, tokenizer}; it returns the manifest's path in the assets.
+func (w *writer) split(file, name, tokenizer string, partBytes int64) (string, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return "", err
 	}
-	base := filepath.Base(o.Model)
+	base := filepath.Base(file)
 	var parts []string
-	for i := 0; i*int(o.PartBytes) < len(data); i++ {
+	for i := 0; i*int(partBytes) < len(data); i++ {
 		p := fmt.Sprintf("%s.part%03d", base, i)
-		end := min(len(data), (i+1)*int(o.PartBytes))
-		w.write(filepath.Join("assets", "models", p), data[i*int(o.PartBytes):end], false)
+		end := min(len(data), (i+1)*int(partBytes))
+		w.write(filepath.Join("assets", "models", p), data[i*int(partBytes):end], false)
 		parts = append(parts, p)
 	}
-	m := map[string]any{"name": o.ModelName, "bytes": len(data), "parts": parts}
-	if o.Tokenizer != "" {
-		tb := filepath.Base(o.Tokenizer)
-		w.copy(o.Tokenizer, filepath.Join("assets", "models", tb), false)
+	m := map[string]any{"name": name, "bytes": len(data), "parts": parts}
+	if tokenizer != "" {
+		tb := filepath.Base(tokenizer)
+		w.copy(tokenizer, filepath.Join("assets", "models", tb), false)
 		m["tokenizer"] = tb
 	}
 	j, _ := json.MarshalIndent(m, "", "  ")
 	path := "/models/" + base + ".json"
 	w.write(filepath.Join("assets", "models", base+".json"), append(j, '\n'), false)
-	vars["MOTE_MODEL_PATH"] = path
 	return path, nil
 }
 
@@ -317,12 +338,12 @@ func wranglerConfig(o Options, vars map[string]string) []byte {
 		},
 		"vars": vars,
 	}
-	switch o.Source {
-	case SourceAssets:
+	if o.Source == SourceAssets || o.Encoder != "" {
 		// run_worker_first: every request reaches the worker; the model
 		// parts are read through the binding, not served at their paths.
 		c["assets"] = map[string]any{"directory": "assets", "binding": "ASSETS", "run_worker_first": true}
-	case SourceR2:
+	}
+	if o.Source == SourceR2 {
 		c["r2_buckets"] = []map[string]any{{"binding": "MODELS", "bucket_name": o.R2Bucket}}
 	}
 	j, _ := json.MarshalIndent(c, "", "  ")
@@ -350,7 +371,7 @@ func workerdConfig(o Options, mods []module, vars map[string]string) []byte {
 	b.WriteString("# MOTE_API_KEY, when set in workerd's environment, is the bearer token.\n")
 	b.WriteString("using Workerd = import \"/workerd/workerd.capnp\";\n\n")
 	b.WriteString("const config :Workerd.Config = (\n  services = [\n    (name = \"main\", worker = .mote),\n")
-	if o.Source == SourceAssets {
+	if o.Source == SourceAssets || o.Encoder != "" {
 		// A disk service answers GET /path with the file: the ASSETS
 		// binding's fetch() contract, which is all the glue uses.
 		b.WriteString("    (name = \"assets\", disk = (path = \"assets\", writable = false)),\n")
@@ -365,7 +386,7 @@ func workerdConfig(o Options, mods []module, vars map[string]string) []byte {
 		fmt.Fprintf(&b, "    (name = %q, text = %q),\n", k, vars[k])
 	}
 	b.WriteString("    (name = \"MOTE_API_KEY\", fromEnvironment = \"MOTE_API_KEY\"),\n")
-	if o.Source == SourceAssets {
+	if o.Source == SourceAssets || o.Encoder != "" {
 		b.WriteString("    (name = \"ASSETS\", service = \"assets\"),\n")
 	}
 	b.WriteString("  ],\n);\n")

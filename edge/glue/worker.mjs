@@ -20,6 +20,12 @@
 // The model comes from the bundle (a Data module), from static assets (a
 // manifest and parts of at most 25 MiB, streamed into Go part by part) or
 // from an R2 bucket, as MOTE_MODEL_SOURCE says (docs/EDGE.md).
+//
+// The sentence encoder of POST /v1/embeddings (larger than the upload may
+// be) comes from static assets (MOTE_ENCODER_PATH, a manifest like the
+// model's). It loads on the first embeddings request, not before: an
+// isolate that only completes text never spends the encoder's ~50 MB of
+// loading (file and model) on it. Then it stays resident like the model.
 import "./wasm_exec.js";
 import { app, kernels, bundled } from "./manifest.mjs";
 
@@ -56,7 +62,11 @@ async function start() {
 	}
 	context.binding = {};
 	context.instances++;
-	const state = { binding: context.binding, exited: false, waiters: new Set(), loaded: false, loading: null, lastTry: 0 };
+	context.memory = instance.exports.mem; // for /healthz (wasm_memory_bytes)
+	const state = {
+		binding: context.binding, exited: false, waiters: new Set(), loaded: false, loading: null, lastTry: 0,
+		encoder: { loaded: false, loading: null, lastTry: 0 },
+	};
 	// go.exit is wasm_exec.js's hook, called synchronously inside the call
 	// during which the program ended (a continuation of go.run's promise
 	// would belong to the first request's context, which workerd cancels).
@@ -92,15 +102,16 @@ function call(state, name, ...args) {
 	return r;
 }
 
-// feed streams a body (a ReadableStream) into Go with modelPart.
-async function feed(state, body) {
+// feed streams a body (a ReadableStream) into Go with modelPart (or
+// another part function).
+async function feed(state, body, part = "modelPart") {
 	const reader = body.getReader();
 	for (;;) {
 		const { done, value } = await reader.read();
 		if (done) {
 			return;
 		}
-		call(state, "modelPart", value instanceof Uint8Array ? value : new Uint8Array(value));
+		call(state, part, value instanceof Uint8Array ? value : new Uint8Array(value));
 	}
 }
 
@@ -176,6 +187,41 @@ async function load(state, env) {
 	call(state, "modelEnd", name, tokenizer);
 }
 
+// loadEncoder moves the sentence encoder from static assets into Go: a
+// manifest {name, bytes, parts} at MOTE_ENCODER_PATH, parts beside it.
+async function loadEncoder(state, env) {
+	const path = env.MOTE_ENCODER_PATH;
+	const m = await (await fetchAsset(env, path)).json();
+	const base = path.slice(0, path.lastIndexOf("/") + 1);
+	call(state, "encoderBegin", m.bytes);
+	for (const part of m.parts) {
+		await feed(state, (await fetchAsset(env, base + part)).body, "encoderPart");
+	}
+	call(state, "encoderEnd", env.MOTE_ENCODER_NAME || m.name);
+}
+
+// encoderReady loads the encoder once per Go instance, for an embeddings
+// request; a failure is recorded by Go (/healthz; the request then gets
+// Go's 503) and retried at most every retryLoadMs.
+async function encoderReady(state, env) {
+	const e = state.encoder;
+	if (!e.loaded && !e.loading && Date.now() - e.lastTry >= retryLoadMs) {
+		e.lastTry = Date.now();
+		e.loading = loadEncoder(state, env)
+			.then(() => (e.loaded = true))
+			.catch((err) => {
+				console.error("mote: loading the encoder failed: " + (err && err.message));
+				if (!state.exited) {
+					call(state, "encoderFail", String((err && err.message) || err));
+				}
+			})
+			.finally(() => (e.loading = null));
+	}
+	if (e.loading) {
+		await e.loading;
+	}
+}
+
 // ready returns the resident instance with its model, starting or
 // reloading what is missing. A failed load is recorded by Go (/healthz) and
 // retried at most every retryLoadMs.
@@ -222,6 +268,11 @@ export default {
 			state = await ready(env, ctx);
 		} catch (err) {
 			return jsonError(500, "mote: starting the worker failed: " + ((err && err.message) || err), "start_failed");
+		}
+		if (env.MOTE_ENCODER_PATH && request.method === "POST" && new URL(request.url).pathname === "/v1/embeddings") {
+			await encoderReady(state, env);
+			context.env = env;
+			context.ctx = ctx;
 		}
 		let wake;
 		const died = new Promise((resolve) => (wake = resolve));

@@ -20,6 +20,10 @@
 //	context.binding.modelEnd(name, tokenizer?)    load what was appended
 //	context.binding.modelFail(message)            a fetch failed: record it for /healthz
 //
+// and the same four for the sentence encoder of POST /v1/embeddings
+// (encoderBegin, encoderPart, encoderEnd(name), encoderFail), with a buffer
+// of their own, so that a model and an encoder may load at the same time.
+//
 // so the glue can stream a model from static assets or R2 chunk by chunk
 // without holding it whole in JavaScript.
 package main
@@ -75,24 +79,22 @@ func main() {
 		h["go_heap_bytes"] = ms.HeapAlloc
 		h["go_sys_bytes"] = ms.Sys
 		h["go_memory_limit"] = limit
+		// the wasm memory (Go's heap and everything else of the
+		// instance), which the glue exposes: it only grows
+		if m := context.Get("memory"); m.Truthy() {
+			h["wasm_memory_bytes"] = m.Get("buffer").Get("byteLength").Int()
+		}
 	}
 	var handler http.Handler = srv
 	if p := getenv(envTestCrash); p != "" {
 		handler = crashAt(p, srv)
 	}
 
-	ld := &loader{srv: srv}
 	b := context.Get("binding")
-	b.Set("modelBegin", fn(ld.begin))
-	b.Set("modelPart", fn(ld.part))
-	b.Set("modelEnd", fn(ld.end))
-	b.Set("modelFail", fn(func(args []js.Value) (any, error) {
-		ld.buf = nil
-		if len(args) == 1 && args[0].Type() == js.TypeString {
-			srv.LoadFailed(errors.New(args[0].String()))
-		}
-		return nil, nil
-	}))
+	ld := &loader{srv: srv, load: loadModel}
+	ld.register(b, "model")
+	enc := &loader{srv: srv, load: loadEncoder}
+	enc.register(b, "encoder")
 
 	workers.ServeNonBlock(handler)
 	workers.Ready()
@@ -139,18 +141,33 @@ func fn(f func([]js.Value) (any, error)) js.Func {
 	})
 }
 
-// loader collects a model's bytes from JavaScript.
+// loader collects a model's bytes from JavaScript, then loads them.
 type loader struct {
 	srv  *edge.Server
+	load func(srv *edge.Server, name string, data []byte, args []js.Value) (any, error)
 	buf  []byte
 	size int
+}
+
+// register sets prefix+"Begin", "Part", "End" and "Fail" on the binding.
+func (l *loader) register(b js.Value, prefix string) {
+	b.Set(prefix+"Begin", fn(l.begin))
+	b.Set(prefix+"Part", fn(l.part))
+	b.Set(prefix+"End", fn(l.end))
+	b.Set(prefix+"Fail", fn(func(args []js.Value) (any, error) {
+		l.buf = nil
+		if len(args) == 1 && args[0].Type() == js.TypeString {
+			l.srv.LoadFailed(errors.New(args[0].String()))
+		}
+		return nil, nil
+	}))
 }
 
 var errArgs = errors.New("mote: bad arguments")
 
 func (l *loader) begin(args []js.Value) (any, error) {
 	if len(args) != 1 || args[0].Type() != js.TypeNumber {
-		return nil, fmt.Errorf("%w: modelBegin(size)", errArgs)
+		return nil, fmt.Errorf("%w: begin(size)", errArgs)
 	}
 	n := args[0].Float()
 	if !(n >= 1 && n <= maxModelBytes) {
@@ -163,11 +180,11 @@ func (l *loader) begin(args []js.Value) (any, error) {
 
 func (l *loader) part(args []js.Value) (any, error) {
 	if len(args) != 1 || !args[0].InstanceOf(js.Global().Get("Uint8Array")) {
-		return nil, fmt.Errorf("%w: modelPart(uint8Array)", errArgs)
+		return nil, fmt.Errorf("%w: part(uint8Array)", errArgs)
 	}
 	n := args[0].Length()
 	if l.buf == nil || len(l.buf)+n > l.size {
-		return nil, fmt.Errorf("%w: modelPart: %d more bytes than the %d announced", errArgs, len(l.buf)+n-l.size, l.size)
+		return nil, fmt.Errorf("%w: part: %d more bytes than the %d announced", errArgs, len(l.buf)+n-l.size, l.size)
 	}
 	at := len(l.buf)
 	l.buf = l.buf[:at+n]
@@ -177,22 +194,38 @@ func (l *loader) part(args []js.Value) (any, error) {
 
 func (l *loader) end(args []js.Value) (any, error) {
 	if len(args) < 1 || args[0].Type() != js.TypeString {
-		return nil, fmt.Errorf("%w: modelEnd(name, tokenizer?)", errArgs)
+		return nil, fmt.Errorf("%w: end(name, ...)", errArgs)
 	}
 	data := l.buf
 	l.buf = nil
 	if len(data) != l.size {
-		return nil, fmt.Errorf("%w: modelEnd: got %d of %d bytes", errArgs, len(data), l.size)
+		return nil, fmt.Errorf("%w: end: got %d of %d bytes", errArgs, len(data), l.size)
 	}
+	r, err := l.load(l.srv, args[0].String(), data, args[1:])
+	data = nil
+	runtime.GC() // the file's bytes are garbage now; give their pages back to the heap
+	return r, err
+}
+
+// loadModel loads a language model: modelEnd(name, tokenizer?).
+func loadModel(srv *edge.Server, name string, data []byte, args []js.Value) (any, error) {
 	var tok []byte
-	if len(args) > 1 && args[1].InstanceOf(js.Global().Get("Uint8Array")) {
-		tok = make([]byte, args[1].Length())
-		js.CopyBytesToGo(tok, args[1])
+	if len(args) > 0 && args[0].InstanceOf(js.Global().Get("Uint8Array")) {
+		tok = make([]byte, args[0].Length())
+		js.CopyBytesToGo(tok, args[0])
 	}
-	mi, err := l.srv.Load(args[0].String(), data, tok)
+	mi, err := srv.Load(name, data, tok)
 	if err != nil {
 		return nil, err
 	}
-	runtime.GC() // the file's bytes are garbage now; give their pages back to the heap
 	return map[string]any{"name": mi.Name, "params": mi.Params, "dtype": mi.DType, "seq_len": mi.Config.SeqLen}, nil
+}
+
+// loadEncoder loads a sentence encoder: encoderEnd(name).
+func loadEncoder(srv *edge.Server, name string, data []byte, _ []js.Value) (any, error) {
+	ei, err := srv.LoadEncoder(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"name": ei.Name, "params": ei.Params, "dtype": ei.DType, "dim": ei.Dim, "max_tokens": ei.MaxTokens}, nil
 }

@@ -25,6 +25,8 @@ func main() {
 	flag.StringVar(&o.ModelName, "name", "", "the model's served name (default: the file's base name)")
 	flag.StringVar(&o.Source, "source", bundle.SourceBundle, "where the worker gets the model: bundle, assets or r2")
 	flag.Int64Var(&o.PartBytes, "part-bytes", bundle.MaxAssetBytes, "static asset part size")
+	flag.StringVar(&o.Encoder, "encoder", "", "a sentence encoder for POST /v1/embeddings (always static assets)")
+	flag.StringVar(&o.EncoderName, "encoder-name", "", "the encoder's served name (default: the file's base name)")
 	flag.StringVar(&o.R2Bucket, "r2-bucket", "", "R2 bucket name (source r2)")
 	flag.IntVar(&o.Port, "port", 8787, "workerd's port on 127.0.0.1")
 	flag.StringVar(&vars, "vars", "", "extra Worker variables, NAME=VALUE,...")
@@ -57,6 +59,9 @@ func main() {
 		rep.UploadBytes, float64(rep.UploadBytes)/(1<<20), rep.UploadGzipBytes, float64(rep.UploadGzipBytes)/(1<<20))
 	if rep.AssetBytes > 0 {
 		fmt.Printf("    static assets: %d bytes (manifest %s)\n", rep.AssetBytes, rep.ModelManifest)
+	}
+	if rep.EncoderManifest != "" {
+		fmt.Printf("    encoder: static assets (manifest %s)\n", rep.EncoderManifest)
 	}
 	if limitGzip > 0 && rep.UploadGzipBytes > limitGzip {
 		fmt.Fprintf(os.Stderr, "edgebundle: the upload is %d bytes gzip, more than %d\n", rep.UploadGzipBytes, limitGzip)
