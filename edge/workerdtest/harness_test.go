@@ -267,6 +267,11 @@ type health struct {
 	Models      []string
 	GoSysBytes  int64 `json:"go_sys_bytes"`
 	GoHeapBytes int64 `json:"go_heap_bytes"`
+
+	EncoderLoads int      `json:"encoder_loads"`
+	Embeddings   int      `json:"embeddings"`
+	Encoders     []string `json:"encoders"`
+	WasmMemory   int64    `json:"wasm_memory_bytes"`
 }
 
 func (w *worker) health(t testing.TB) health {
