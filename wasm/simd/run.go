@@ -90,6 +90,12 @@ func RunWASI(ctx context.Context, rt wazero.Runtime, guest wazero.CompiledModule
 		return -1, fmt.Errorf("simd kernels: %w", err)
 	}
 	defer kernel.Close(ctx)
+	// a guest built against a newer kernel set fails here, not in a call
+	for _, f := range guest.ImportedFunctions() {
+		if mod, name, _ := f.Import(); mod == ImportModule && kernel.ExportedFunction(name) == nil {
+			return -1, fmt.Errorf("simd kernels: the module imports %s.%s, which this kernel module does not export (rebuild both from one tree)", mod, name)
+		}
+	}
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return exitCode(err)
 }
