@@ -249,7 +249,12 @@ func printPruneReport(w io.Writer, p pruneOpts, r *quant.PruneReport, calibFrom 
 		}
 		fmt.Fprint(w, ")")
 	}
-	fmt.Fprintf(w, "\n  heads %d/%d kv -> %d/%d kv\n", b.NHeads, b.NKVHeads, a.NHeads, a.NKVHeads)
+	fmt.Fprintf(w, "\n  heads %d/%d kv -> %d/%d kv, %d wide (query width %d -> %d)", b.NHeads, b.NKVHeads, a.NHeads, a.NKVHeads,
+		a.HeadSize(), b.QDim(), a.QDim())
+	if len(r.KVHeadsKept) > 0 {
+		fmt.Fprintf(w, "; kv heads kept per layer %v", r.KVHeadsKept)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  ffn hidden %d -> %d\n", b.HiddenDim, a.HiddenDim)
 	fmt.Fprintf(w, "  vocab %d -> %d\n", b.VocabSize, a.VocabSize)
 	if r.Sparsed > 0 {

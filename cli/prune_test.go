@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +168,55 @@ func TestPruneCLISparsity(t *testing.T) {
 	openPruned(t, nm)
 }
 
+// --heads removes whole key/value groups (with their query heads) and keeps
+// the head size: the file says so (config head_dim), its tensors have the
+// pruned shapes, and it runs natively and after quantization.
+func TestPruneCLIHeads(t *testing.T) {
+	dir := t.TempDir()
+	in, tok := sharedPath("models", "stories260K.bin"), sharedPath("models", "tok512.bin")
+	for _, c := range []struct {
+		frac          string
+		heads, kv, qd int
+	}{{"0.25", 6, 3, 48}, {"0.5", 4, 2, 32}} {
+		out := filepath.Join(dir, "heads"+c.frac+".mote")
+		report := mustPrune(t, in, "-z", tok, "-o", out, "--heads", c.frac)
+		want := fmt.Sprintf("heads 8/4 kv -> %d/%d kv, 8 wide (query width 64 -> %d)", c.heads, c.kv, c.qd)
+		if !strings.Contains(report, want) || !strings.Contains(report, "self-generated") {
+			t.Errorf("--heads %s: report lacks %q:\n%s", c.frac, want, report)
+		}
+		m := openPruned(t, out)
+		cfg := m.Config
+		if cfg.NHeads != c.heads || cfg.NKVHeads != c.kv || cfg.HeadDim != 8 || cfg.Dim != 64 || cfg.NLayers != 5 || cfg.HiddenDim != 172 {
+			t.Fatalf("--heads %s: config %+v", c.frac, cfg)
+		}
+		w := &m.Weights
+		for l := 0; l < cfg.NLayers; l++ {
+			if w.Wq[l].Rows != c.qd || w.Wq[l].Cols != 64 || w.Wk[l].Rows != 8*c.kv || w.Wv[l].Rows != 8*c.kv ||
+				w.Wo[l].Rows != 64 || w.Wo[l].Cols != c.qd {
+				t.Fatalf("--heads %s, layer %d: wq %dx%d wk %d wv %d wo %dx%d", c.frac, l, w.Wq[l].Rows, w.Wq[l].Cols,
+					w.Wk[l].Rows, w.Wv[l].Rows, w.Wo[l].Rows, w.Wo[l].Cols)
+			}
+		}
+		if info, _, code := runCLI(t, "info", out); code != 0 || !strings.Contains(info, fmt.Sprint(cfg.NumWeights(true))) {
+			t.Errorf("--heads %s: info (exit %d) does not count %d weights:\n%s", c.frac, code, cfg.NumWeights(true), info)
+		}
+		text, errs, code := runCLI(t, "run", out, "-t", "0", "-n", "48", "-i", "Once upon a time")
+		if code != 0 || !strings.HasPrefix(text, "Once upon a time") || len(text) < 40 {
+			t.Fatalf("--heads %s: run: exit %d, %q, %s", c.frac, code, text, errs)
+		}
+		q := filepath.Join(dir, "heads"+c.frac+"-q4.mote")
+		if _, errs, code := runCLI(t, "quant", out, "-o", q, "--type", "q4"); code != 0 {
+			t.Fatalf("--heads %s: quant: exit %d: %s", c.frac, code, errs)
+		}
+		if qm := openPruned(t, q); qm.Config != cfg || qm.Weights.Wo[0].Type == core.F32 || qm.Weights.Wo[0].Cols != c.qd {
+			t.Fatalf("--heads %s, q4: config %+v", c.frac, qm.Config)
+		}
+		if text, errs, code := runCLI(t, "run", q, "-t", "0", "-n", "48", "-i", "Once upon a time"); code != 0 || len(text) < 40 {
+			t.Fatalf("--heads %s, q4: run: exit %d, %q, %s", c.frac, code, text, errs)
+		}
+	}
+}
+
 func TestPruneCLIErrors(t *testing.T) {
 	dir := t.TempDir()
 	in, tok := sharedPath("models", "stories260K.bin"), sharedPath("models", "tok512.bin")
@@ -192,7 +242,7 @@ func TestPruneCLIErrors(t *testing.T) {
 	}{
 		{[]string{in, "-z", tok, "-o", out, "--layers", "5"}, "at least one must stay"},
 		{[]string{in, "-z", tok, "-o", out, "--heads", "0.1"}, "removes 0 of 4"},
-		{[]string{in, "-z", tok, "-o", out, "--heads", "0.25"}, "head size"},
+		{[]string{in, "-z", tok, "-o", out, "--heads", "0.9"}, "removes 4 of 4"},
 		{[]string{in, "-o", out, "--vocab", in}, "no tokenizer"},
 		{[]string{filepath.Join(dir, "missing.bin"), "-o", out, "--ffn", "0.5"}, "missing.bin"},
 	} {

@@ -78,7 +78,7 @@ func (g *Gram) Diag() []float64 {
 type Calibration struct {
 	Tokens  int
 	AttIn   []*Gram // (layer) input of wq, wk, wv: the attention rmsnorm output (dim)
-	AttOut  []*Gram // (layer) input of wo: the heads' outputs (dim)
+	AttOut  []*Gram // (layer) input of wo: the heads' outputs (n_heads x head size: dim unless heads were pruned)
 	FFNIn   []*Gram // (layer) input of w1, w3: the ffn rmsnorm output (dim)
 	FFNHid  []*Gram // (layer) input of w2: silu(w1 x) * w3 x (hidden)
 	Final   *Gram   // input of the classifier: the final rmsnorm output (dim)
@@ -90,7 +90,7 @@ func newCalibration(c *core.Config) *Calibration {
 	cal := &Calibration{AttIn: make([]*Gram, l), AttOut: make([]*Gram, l), FFNIn: make([]*Gram, l),
 		FFNHid: make([]*Gram, l), Final: newGram(c.Dim), TokFreq: make([]float64, c.VocabSize)}
 	for i := 0; i < l; i++ {
-		cal.AttIn[i], cal.AttOut[i] = newGram(c.Dim), newGram(c.Dim)
+		cal.AttIn[i], cal.AttOut[i] = newGram(c.Dim), newGram(c.QDim())
 		cal.FFNIn[i], cal.FFNHid[i] = newGram(c.Dim), newGram(c.HiddenDim)
 	}
 	return cal
@@ -264,11 +264,12 @@ func newFloatModel(m *core.Model) *floatModel {
 // It computes what core.Forward computes for an fp32 model.
 func (fm *floatModel) run(tokens []int, cal *Calibration, logits func(pos int, l []float32)) {
 	c := fm.c
-	dim, hidden, kvDim, hs := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize()
+	dim, hidden, kvDim, hs, qDim := c.Dim, c.HiddenDim, c.KVDim(), c.HeadSize(), c.QDim()
 	kvMul := c.NHeads / c.NKVHeads
 	n := len(tokens)
-	x, xb, xb2 := make([]float32, dim), make([]float32, dim), make([]float32, dim)
-	q := make([]float32, dim)
+	x, xbuf, xb2 := make([]float32, dim), make([]float32, max(dim, qDim)), make([]float32, dim)
+	xb, heads := xbuf[:dim], xbuf[:qDim] // the same buffer unless heads were pruned
+	q := make([]float32, qDim)
 	hb, hb2 := make([]float32, hidden), make([]float32, hidden)
 	att := make([]float32, n)
 	kc, vc := make([]float32, c.NLayers*n*kvDim), make([]float32, c.NLayers*n*kvDim)
@@ -291,7 +292,7 @@ func (fm *floatModel) run(tokens []int, cal *Calibration, logits func(pos int, l
 			calMatVec(q, fm.wq[l], xb)
 			calMatVec(k, fm.wk[l], xb)
 			calMatVec(v, fm.wv[l], xb)
-			for i := 0; i < dim; i += 2 {
+			for i := 0; i < qDim; i += 2 {
 				hd := i % hs
 				freq := 1 / float32(math.Pow(float64(c.RopeTheta), float64(float32(hd)/float32(hs))))
 				val := float32(pos) * freq
@@ -318,7 +319,7 @@ func (fm *floatModel) run(tokens []int, cal *Calibration, logits func(pos int, l
 					a[t] = score / sqrtHS
 				}
 				calSoftmax(a)
-				o := xb[h*hs : (h+1)*hs]
+				o := heads[h*hs : (h+1)*hs]
 				clear(o)
 				for t, av := range a {
 					vt := vc[koff+t*kvDim : koff+t*kvDim+hs]
@@ -328,9 +329,9 @@ func (fm *floatModel) run(tokens []int, cal *Calibration, logits func(pos int, l
 				}
 			}
 			if cal != nil {
-				cal.AttOut[l].add(xb)
+				cal.AttOut[l].add(heads)
 			}
-			calMatVec(xb2, fm.wo[l], xb)
+			calMatVec(xb2, fm.wo[l], heads)
 			for i := range x {
 				x[i] += xb2[i]
 			}

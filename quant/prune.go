@@ -161,14 +161,9 @@ func (o *PruneOptions) Check(c *core.Config) error {
 		}
 	}
 	if o.Heads > 0 {
-		k := prRemoveCount(o.Heads, c.NKVHeads)
-		if k == 0 || k >= c.NKVHeads {
+		if k := prRemoveCount(o.Heads, c.NKVHeads); k == 0 || k >= c.NKVHeads {
 			return bad("--heads %g removes %d of %d key/value heads per layer (steps of %.3g)", o.Heads, k, c.NKVHeads, 1/float64(c.NKVHeads))
 		}
-		// Fail before calibrating: the result would need a head size other
-		// than dim/n_heads (see toCore).
-		return bad("--heads: a model with fewer heads of the same width needs a head size other than dim/n_heads, " +
-			"which core.Config cannot express yet (docs/PRUNE.md)")
 	}
 	if o.Layers < 0 || o.Layers >= c.NLayers {
 		return bad("--layers %d: the model has %d layers (at least one must stay)", o.Layers, c.NLayers)

@@ -72,19 +72,17 @@ func fromCore(m *core.Model) (*pModel, error) {
 }
 
 // toCore builds an fp32 core model that shares p's slices and validates it.
-//
-// core derives the head size from Dim/NHeads, so a model whose attention
-// heads were pruned (NHeads*hs < Dim) cannot be expressed until core.Config
-// carries the head size itself; that case is an error here (see PRUNE.md).
+// A model whose attention heads were pruned keeps its width Dim with fewer
+// heads of the same size: its config says so (core.Config.HeadDim).
 func (p *pModel) toCore() (*core.Model, error) {
 	c := p.c
 	c.NLayers = len(p.layers)
 	if c.NLayers == 0 {
 		return nil, fmt.Errorf("%w: no layer left", ErrPrune)
 	}
+	c.HeadDim = 0
 	if c.NHeads*p.hs != c.Dim {
-		return nil, fmt.Errorf("%w: after head pruning the model has %d heads of %d (%d wide) on a %d-wide residual stream; "+
-			"core.Config cannot express a head size other than dim/n_heads yet", ErrPrune, c.NHeads, p.hs, c.NHeads*p.hs, c.Dim)
+		c.HeadDim = p.hs
 	}
 	d, h, kv, qd := c.Dim, c.HiddenDim, p.kvDim(), p.qDim()
 	m := &core.Model{Config: c, Tokenizer: p.tok}

@@ -496,15 +496,61 @@ func TestPruneHeadsEquivalence(t *testing.T) {
 	}
 }
 
-// Until core.Config carries a head size of its own, a head-pruned model
-// cannot be built as a core model: Prune says so instead of writing a
-// broken one. (When core gains it, this test turns into a Validate and
-// Forward test like the others.)
-func TestPruneHeadsNeedsCoreHeadSize(t *testing.T) {
+// Prune --heads builds a core model with fewer heads of the same size
+// (core.Config.HeadDim): its shapes are right, core.Forward on it computes
+// what the pruning reference computes, and, without the refit, what the
+// original computes with the removed heads' wo columns zeroed.
+func TestPruneHeadsCore(t *testing.T) {
 	m := pruneStories(t)
-	_, _, err := Prune(m, PruneOptions{Heads: 0.25, Calib: prTestCalib(t, m)})
-	if !errors.Is(err, ErrPrune) || !strings.Contains(err.Error(), "head size") {
-		t.Fatalf("err = %v", err)
+	for _, tc := range []struct {
+		frac          float64
+		heads, kv, qd int
+	}{{0.25, 6, 3, 48}, {0.5, 4, 2, 32}} {
+		out, r := pruneAndRun(t, m, PruneOptions{Heads: tc.frac, NoRefit: true, Calib: prTestCalib(t, m)})
+		c := out.Config
+		if c.NHeads != tc.heads || c.NKVHeads != tc.kv || c.HeadSize() != 8 || c.HeadDim != 8 || c.QDim() != tc.qd || c.Dim != 64 {
+			t.Fatalf("--heads %g: config %+v", tc.frac, c)
+		}
+		for l := 0; l < c.NLayers; l++ {
+			w := &out.Weights
+			if w.Wq[l].Rows != tc.qd || w.Wk[l].Rows != tc.kv*8 || w.Wv[l].Rows != tc.kv*8 || w.Wo[l].Cols != tc.qd ||
+				w.Wo[l].Rows != 64 || len(r.KVHeadsKept[l]) != tc.kv {
+				t.Fatalf("--heads %g, layer %d: wq %d rows, wk %d, wv %d, wo %dx%d", tc.frac, l,
+					w.Wq[l].Rows, w.Wk[l].Rows, w.Wv[l].Rows, w.Wo[l].Rows, w.Wo[l].Cols)
+			}
+		}
+		if want := int64(260032 - 5*2*64*(64-tc.qd) - 5*2*64*(32-tc.kv*8)); c.NumWeights(true) != want || r.ParamsAfter != want {
+			t.Errorf("--heads %g: %d / %d weights, want %d", tc.frac, c.NumWeights(true), r.ParamsAfter, want)
+		}
+		ref, err := fromCore(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l, keep := range r.KVHeadsKept {
+			for g := 0; g < 4; g++ {
+				if !slices.Contains(keep, g) {
+					for i := 0; i < 64; i++ {
+						clear(ref.layers[l].wo[i*64+g*16 : i*64+g*16+16])
+					}
+				}
+			}
+		}
+		zeroed, err := ref.toCore()
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks := pruneTestTokens(m)
+		got := prForwardAll(out, toks)
+		if d := prMaxAbsDiff(got, prForwardAll(zeroed, toks)); d > pruneLogitTol {
+			t.Fatalf("--heads %g: core.Forward of the pruned model and of the zeroed original differ by %g", tc.frac, d)
+		}
+		p, err := fromCore(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := prMaxAbsDiff(got, prTraceAll(p, toks)); d > pruneLogitTol {
+			t.Fatalf("--heads %g: core.Forward and the pruning reference differ by %g", tc.frac, d)
+		}
 	}
 }
 

@@ -1,0 +1,98 @@
+package quant_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"mote/cli"
+	"mote/models"
+	"mote/wasm/simd"
+)
+
+// A head-pruned model (fewer heads of the same size: core.Config.HeadDim),
+// quantized after pruning, runs in the WASI build under wazero, with the
+// plain Go kernels and with the SIMD kernels (the attention kernel takes the
+// head size as a parameter), and prints what the native command prints.
+func TestHeadsPrunedQuantizedRunsInWasip1(t *testing.T) {
+	dir := t.TempDir()
+	shared := filepath.Join("..", "..", "shared", "models")
+	files := map[string]int{} // file -> query width
+	for _, r := range []struct {
+		name, heads, typ string
+		qDim             int
+	}{{"heads50-q4.mote", "0.5", "q4", 32}, {"heads25-q3m.mote", "0.25", "q3m", 48}} {
+		pruned := filepath.Join(dir, r.name+".pruned")
+		var errb bytes.Buffer
+		args := []string{"prune", filepath.Join(shared, "stories260K.bin"), "-z", filepath.Join(shared, "tok512.bin"),
+			"-o", pruned, "--heads", r.heads}
+		if code := cli.Main(args, &bytes.Buffer{}, &errb); code != 0 {
+			t.Fatalf("mote %v: %s", args, errb.String())
+		}
+		args = []string{"quant", pruned, "-o", filepath.Join(dir, r.name), "--type", r.typ}
+		if code := cli.Main(args, &bytes.Buffer{}, &errb); code != 0 {
+			t.Fatalf("mote %v: %s", args, errb.String())
+		}
+		m, _, err := models.Open(filepath.Join(dir, r.name), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := m.Config; c.QDim() != r.qDim || c.HeadDim != 8 || m.ActGroup == 0 || m.Weights.Wo[0].Cols != r.qDim {
+			t.Fatalf("%s: config %+v, act group %d", r.name, c, m.ActGroup)
+		}
+		files[r.name] = r.qDim
+	}
+
+	ctx := context.Background()
+	rt, err := simd.NewRuntime(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, tags := range []string{"", "mote_simd"} {
+		wasm := filepath.Join(dir, "mote-"+tags+".wasm")
+		args := []string{"build", "-trimpath", "-buildvcs=false", "-o", wasm}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		build := exec.Command("go", append(args, "./cmd/mote")...)
+		build.Dir = ".."
+		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("GOOS=wasip1 go build -tags %q: %v\n%s", tags, err, out)
+		}
+		code, err := os.ReadFile(wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod, err := rt.CompileModule(ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range files {
+			run := []string{"-t", "1", "-s", "42", "-n", "120", "-i", "Lily and Ben"}
+			var nout, nerr bytes.Buffer
+			if c := cli.Main(append([]string{"run", filepath.Join(dir, name)}, run...), &nout, &nerr); c != 0 {
+				t.Fatalf("native run %s: %s", name, nerr.String())
+			}
+			var wout, werr bytes.Buffer
+			cfg := wazero.NewModuleConfig().
+				WithArgs(append([]string{"mote", "run", "/" + name}, run...)...).
+				WithStdout(&wout).WithStderr(&werr).WithSysWalltime().WithSysNanotime().
+				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
+			exit, err := simd.RunWASI(ctx, rt, mod, cfg)
+			if err != nil || exit != 0 {
+				t.Fatalf("wasip1 (tags %q) run %s: exit %d, %v\n%s", tags, name, exit, err, werr.String())
+			}
+			if wout.String() != nout.String() || !strings.HasPrefix(wout.String(), "Lily and Ben") || len(wout.String()) < 100 {
+				t.Errorf("%s (tags %q): wasip1 printed\n%q\nnative printed\n%q", name, tags, wout.String(), nout.String())
+			}
+		}
+	}
+}
