@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mote/engine"
 )
 
 // BenchmarkColdStart: a new workerd process per iteration; cold-ms is from
@@ -123,4 +125,35 @@ func BenchmarkLoad(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/el.Seconds(), "req/s")
 	b.ReportMetric(float64(32*b.N)/el.Seconds(), "tok/s")
+}
+
+// BenchmarkEmbed: embeddings per second of one isolate, one request at a
+// time on a warm encoder, for the 12-token sentence and the 128-token
+// paragraph of engine's benchmarks (docs/EMBED.md's speed table), as
+// emb/s and ms/token of the whole request (HTTP and JSON included).
+func BenchmarkEmbed(b *testing.B) {
+	for _, v := range []string{"edge", "edge-nosimd"} {
+		for _, tc := range []struct {
+			name, text string
+			tokens     int
+		}{{"sentence", engine.BenchSentence, 12}, {"paragraph", engine.BenchParagraph, 128}} {
+			b.Run(v+"/"+tc.name, func(b *testing.B) {
+				w := startWorker(b, dist(b, v))
+				body := fmt.Sprintf(`{"input": %q}`, tc.text)
+				for i := 0; i < 3; i++ { // warm up: load, and let V8 tier up
+					if e, _ := w.embed(b, body); e.Usage.TotalTokens != tc.tokens {
+						b.Fatalf("%d tokens, want %d", e.Usage.TotalTokens, tc.tokens)
+					}
+				}
+				b.ResetTimer()
+				t0 := time.Now()
+				for i := 0; i < b.N; i++ {
+					w.embed(b, body)
+				}
+				el := time.Since(t0)
+				b.ReportMetric(float64(b.N)/el.Seconds(), "emb/s")
+				b.ReportMetric(float64(el.Microseconds())/1000/float64(b.N*tc.tokens), "ms/token")
+			})
+		}
+	}
 }

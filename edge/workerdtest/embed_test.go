@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"mote/edge/bundle"
 	"mote/edge/edgetest"
@@ -141,7 +142,8 @@ var embedTexts = []string{
 // array, and compares every vector with the CLI's on the same encoder file:
 // bit for bit (the kernels' plain-Go twins and the SIMD ones give the same
 // bits, docs/EMBED.md), with usage counting the CLI's tokens.
-func checkEmbeddings(t *testing.T, w *worker) {
+// It returns the first request's time (the encoder loads in it).
+func checkEmbeddings(t *testing.T, w *worker) time.Duration {
 	model := encoderFile(t)
 	want := make([][]float32, len(embedTexts))
 	tokens := make([]int, len(embedTexts))
@@ -150,7 +152,7 @@ func checkEmbeddings(t *testing.T, w *worker) {
 		want[i], tokens[i] = cliEmbed(t, model, text)
 		total += tokens[i]
 	}
-	e, _ := w.embed(t, fmt.Sprintf(`{"input": %q, "model": %q, "encoding_format": "float"}`, embedTexts[0], encoderName))
+	e, r := w.embed(t, fmt.Sprintf(`{"input": %q, "model": %q, "encoding_format": "float"}`, embedTexts[0], encoderName))
 	if e.Model != encoderName || len(e.Data) != 1 || e.Usage.PromptTokens != tokens[0] || e.Usage.TotalTokens != tokens[0] {
 		t.Errorf("one string: model %q, %d vectors, usage %+v, want %d tokens", e.Model, len(e.Data), *e.Usage, tokens[0])
 	} else if i := firstDiff(e.Data[0].Embedding, want[0]); i >= 0 {
@@ -166,6 +168,7 @@ func checkEmbeddings(t *testing.T, w *worker) {
 			t.Errorf("array: vector %d (%q) differs from mote embed's at [%d]", i, embedTexts[i], j)
 		}
 	}
+	return r.total
 }
 
 // TestEmbeddingsSIMD: dist/edge's POST /v1/embeddings returns the CLI's
@@ -179,7 +182,7 @@ func TestEmbeddingsSIMD(t *testing.T) {
 		t.Errorf("the encoder loaded before any embeddings request: %+v", h)
 	}
 	before := h.WasmMemory
-	checkEmbeddings(t, w)
+	first := checkEmbeddings(t, w)
 	// the longest text the context takes: the encoder's largest scratch state
 	long := strings.TrimSpace(strings.Repeat("word ", 510))
 	e, _ := w.embed(t, fmt.Sprintf(`{"input": %q}`, long))
@@ -194,6 +197,7 @@ func TestEmbeddingsSIMD(t *testing.T) {
 		t.Errorf("wasm memory %d bytes: want it reported and under the isolate's 128 MB", h.WasmMemory)
 	}
 	w.complete(t, `{"prompt": "Hi", "max_tokens": 2}`)
+	t.Logf("first embeddings request (loads the encoder from static assets): %v", first)
 	t.Logf("wasm memory: %.1f MiB with the language model, %.1f MiB with the encoder too (after a 512-token text); Go heap %.1f MiB, Go sys %.1f MiB",
 		mib(before), mib(h.WasmMemory), mib(h.GoHeapBytes), mib(h.GoSysBytes))
 }
