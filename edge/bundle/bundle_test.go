@@ -89,3 +89,47 @@ func TestBadOptions(t *testing.T) {
 		t.Error("unknown source accepted")
 	}
 }
+
+// TestEncoderAssets: an encoder goes to static assets beside a bundled
+// model (never into the upload), and both configs bind the assets and name
+// its manifest.
+func TestEncoderAssets(t *testing.T) {
+	in := t.TempDir()
+	enc := bytes.Repeat([]byte("encoder!"), 3000) // 24,000 bytes: 3 parts of at most 10,000
+	o := Options{Out: t.TempDir(), Glue: write(t, in, "g.mjs", []byte("//")), WasmExec: write(t, in, "w.js", []byte("//")),
+		App: write(t, in, "a.wasm", []byte("\x00asm")), Model: write(t, in, "m.mote", []byte("model")),
+		Encoder: write(t, in, "e.mote", enc), PartBytes: 10000}
+	rep, err := Write(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.EncoderManifest != "/models/e.mote.json" {
+		t.Fatalf("encoder manifest %q", rep.EncoderManifest)
+	}
+	var m struct {
+		Name  string
+		Bytes int
+		Parts []string
+	}
+	j, err := os.ReadFile(filepath.Join(o.Out, "assets", "models", "e.mote.json"))
+	if err != nil || json.Unmarshal(j, &m) != nil || m.Name != "e" || m.Bytes != len(enc) || len(m.Parts) != 3 {
+		t.Fatalf("encoder manifest %s: %v", j, err)
+	}
+	for _, f := range rep.Files {
+		if f.Upload && strings.Contains(f.Path, "e.mote") {
+			t.Errorf("the encoder is in the upload: %s", f.Path)
+		}
+	}
+	wr, _ := os.ReadFile(rep.WranglerConfigPath)
+	wd, _ := os.ReadFile(rep.WorkerdConfigPath)
+	for _, want := range []string{`"binding": "ASSETS"`, `"MOTE_ENCODER_PATH": "/models/e.mote.json"`, `"MOTE_ENCODER_NAME": "e"`, `"MOTE_MODEL_SOURCE": "bundle"`} {
+		if !strings.Contains(string(wr), want) {
+			t.Errorf("wrangler.jsonc lacks %s:\n%s", want, wr)
+		}
+	}
+	for _, want := range []string{`disk = (path = "assets"`, `(name = "ASSETS", service = "assets")`, `(name = "MOTE_ENCODER_PATH", text = "/models/e.mote.json")`} {
+		if !strings.Contains(string(wd), want) {
+			t.Errorf("workerd.capnp lacks %s:\n%s", want, wd)
+		}
+	}
+}
