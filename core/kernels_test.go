@@ -399,3 +399,32 @@ func sameBitsOrNaN(t *testing.T, what string, got, want []float32) {
 		}
 	}
 }
+
+// BenchmarkElementwise times the plain and Fast element-wise kernels on a
+// decode step's sizes: SwiGLU on the 15M FFN (768), softmax and argmax on a
+// 32,000-token vocabulary (the sampler's work per token).
+func BenchmarkElementwise(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	h, g, logits := randF32(r, 768, 4), randF32(r, 768, 1), randF32(r, 32000, 8)
+	work := make([]float32, len(logits))
+	for _, k := range []struct {
+		name string
+		n    int
+		f    func()
+	}{
+		{"swiglu768/go", 768, func() { swigluRef(work[:768], g) }},
+		{"swiglu768/fast", 768, func() { swiglu(work[:768], g) }},
+		{"softmax32000/go", 32000, func() { copy(work, logits); softmax(work) }},
+		{"softmax32000/fast", 32000, func() { copy(work, logits); softmaxFast(work) }},
+		{"argmax32000/go", 32000, func() { argmaxRef(logits) }},
+		{"argmax32000/fast", 32000, func() { argmaxFast(logits) }},
+	} {
+		b.Run(k.name, func(b *testing.B) {
+			copy(work, h)
+			for b.Loop() {
+				k.f()
+			}
+			b.ReportMetric(float64(k.n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Melem/s")
+		})
+	}
+}
