@@ -43,31 +43,38 @@ type recipe struct {
 	Prune []string `json:"prune,omitempty"` // mote prune flags
 	Quant []string `json:"quant"`           // mote quant flags (--type ...)
 	About string   `json:"about"`
+	// VocabDocs prunes the vocabulary to what the first VocabDocs documents
+	// of the evaluation text use (-1: the whole text), before any other
+	// pruning flag; the point is scored on that same text (see vocabPoint).
+	VocabDocs int `json:"vocab_docs,omitempty"`
 }
 
 var recipes = []recipe{
 	{Name: "q8", Quant: []string{"--type", "q8"}},
 	{Name: "q8f", Quant: []string{"--type", "q8f"}},
-	{Name: "q6", Quant: []string{"--type", "q6"}},
 	{Name: "q5", Quant: []string{"--type", "q5"}},
-	{Name: "q4e8", Quant: []string{"--type", "q4e8"}},
 	{Name: "q4", Quant: []string{"--type", "q4"}},
-	{Name: "4b-learned", Quant: []string{"--type", "4b/learned/g16/log8+gptq"},
-		About: "ablation: every matrix as q4's default (4-bit fitted codebook, groups of 16, log8, error feedback), no mixing"},
-	{Name: "4b-nl", Quant: []string{"--type", "4b/nl/g16/log8+gptq"},
-		About: "ablation: same with IQ4_NL's fixed levels instead of fitted codebooks"},
 	{Name: "q4nl", Quant: []string{"--type", "q4nl"}},
-	{Name: "q4g", Quant: []string{"--type", "q4g"}},
 	{Name: "q3m", Quant: []string{"--type", "q3m"}},
 	{Name: "q3", Quant: []string{"--type", "q3"}},
 	{Name: "q2m", Quant: []string{"--type", "q2m"}},
 	{Name: "q2", Quant: []string{"--type", "q2"}},
 	{Name: "ffn25+q4", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q4"},
-		About: "mote prune --ffn 0.25, then q4"},
+		About: "mote prune --ffn 0.25 (43 of 172 neurons per layer), then q4"},
+	{Name: "ffn50+q4", Prune: []string{"--ffn", "0.5"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --ffn 0.5 (86 of 172 neurons per layer), then q4"},
+	{Name: "heads25+q4", Prune: []string{"--heads", "0.25"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --heads 0.25 (1 of 4 key/value groups, 2 of 8 query heads per layer), then q4"},
+	{Name: "heads50+q4", Prune: []string{"--heads", "0.5"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --heads 0.5 (2 of 4 key/value groups, 4 of 8 query heads per layer), then q4"},
 	{Name: "layers1+q4", Prune: []string{"--layers", "1"}, Quant: []string{"--type", "q4"},
-		About: "mote prune --layers 1, then q4"},
-	{Name: "ffn25+q3m", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q3m"},
-		About: "mote prune --ffn 0.25, then q3m"},
+		About: "mote prune --layers 1 (1 of 5 blocks), then q4"},
+	{Name: "layers2+q4", Prune: []string{"--layers", "2"}, Quant: []string{"--type", "q4"},
+		About: "mote prune --layers 2 (2 of 5 blocks), then q4"},
+	{Name: "vocab100+q4", VocabDocs: 100, Quant: []string{"--type", "q4"},
+		About: "mote prune --vocab (the first 100 stories of the evaluation text), then q4; scored on those 100 stories"},
+	{Name: "vocab300+q4", VocabDocs: 300, Quant: []string{"--type", "q4"},
+		About: "mote prune --vocab (the first 300 stories of the evaluation text), then q4; scored on those 300 stories"},
 }
 
 // anchor is one of llama.cpp's points for stories260K (the issue's figures:
@@ -106,7 +113,20 @@ type point struct {
 	RMSDp       float64 `json:"rms_dp"`
 	Best        bool    `json:"best_at_its_size"`
 	QuantStderr string  `json:"-"`
+
+	// Vocabulary-pruned points only: scored by quant.CompareVocabPruned on
+	// the text the vocabulary was pruned to. KLD and top-1 are then over the
+	// kept tokens (the base renormalised on them); LostMass is the base's
+	// mean probability on the removed ones. 99% KLD and RMS Δp are not
+	// measured for them.
+	VocabKept  int      `json:"vocab_kept,omitempty"`
+	LostMass   *float64 `json:"lost_mass,omitempty"`
+	EvalChunks int      `json:"eval_chunks,omitempty"`
+	EvalScored int      `json:"eval_scored,omitempty"`
 }
+
+// vocab reports whether p is a vocabulary-pruned point.
+func (p *point) vocab() bool { return p.VocabDocs != 0 }
 
 func main() {
 	shared := flag.String("shared", filepath.Join("..", "shared", "models"), "folder of stories260K.bin, tok512.bin and the TinyStories text")
@@ -139,56 +159,83 @@ func run(shared, work, out string, chunks int, only string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	var pts []*point
+	textBytes, err := os.ReadFile(textPath)
+	if err != nil {
+		return err
+	}
+	text := string(textBytes)
+	var pts, plain, vocab []*point
 	for _, r := range recipes {
 		if only != "" && !strings.Contains(","+only+",", ","+r.Name+",") {
 			continue
 		}
-		p, err := build(r, base, tok, work)
+		p, err := build(r, base, tok, work, text)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 		pts = append(pts, p)
+		if p.vocab() {
+			vocab = append(vocab, p)
+		} else {
+			plain = append(plain, p)
+		}
 	}
 	bm, _, err := models.Open(base, tok)
 	if err != nil {
 		return err
 	}
-	text, err := os.ReadFile(textPath)
-	if err != nil {
-		return err
-	}
-	segs, err := quant.ChunkSegments(quant.TextTokens(bm.Tokenizer, string(text)), 256, bm.Tokenizer.BOS)
+	segs, err := quant.ChunkSegments(quant.TextTokens(bm.Tokenizer, text), 256, bm.Tokenizer.BOS)
 	if err != nil {
 		return err
 	}
 	if chunks > 0 && chunks < len(segs) {
 		segs = segs[:chunks]
 	}
-	ms := make([]*core.Model, len(pts))
-	for i, p := range pts {
-		if ms[i], _, err = models.Open(p.File, ""); err != nil {
-			return err
+	open := func(ps []*point) ([]*core.Model, error) {
+		ms := make([]*core.Model, len(ps))
+		for i, p := range ps {
+			m, _, err := models.Open(p.File, "")
+			if err != nil {
+				return nil, err
+			}
+			ms[i] = m
+			p.ActGroup = m.ActGroup
+			p.BitsPerW = float64(p.Bytes) * 8 / float64(m.Config.NumWeights(m.SharedClassifier()))
 		}
+		return ms, nil
 	}
-	start := time.Now()
-	fmt.Fprintf(os.Stderr, "qchart: scoring %d files on %d chunks\n", len(pts), len(segs))
-	rs, err := quant.EvaluateMany(ms, bm, segs, quant.Options{Progress: func(done int) {
-		if done%50 == 0 || done == len(segs) {
-			fmt.Fprintf(os.Stderr, "qchart: %d/%d chunks, %v\n", done, len(segs), time.Since(start).Round(time.Second))
-		}
-	}})
+	ms, err := open(plain)
 	if err != nil {
 		return err
 	}
-	for i, p := range pts {
-		r := rs[i]
-		p.PPL, p.LnRatio, p.KLD, p.KLDP99, p.KLDMax, p.Top1, p.RMSDp = r.PPL, r.LnRatio, r.KLDMean, r.KLDP99, r.KLDMax, r.Top1, r.RMSDp
-		p.ActGroup = ms[i].ActGroup
-		p.BitsPerW = float64(p.Bytes) * 8 / float64(ms[i].Config.NumWeights(ms[i].SharedClassifier()))
+	scored, basePPL := 0, 0.0
+	if len(plain) > 0 {
+		start := time.Now()
+		fmt.Fprintf(os.Stderr, "qchart: scoring %d files on %d chunks\n", len(plain), len(segs))
+		rs, err := quant.EvaluateMany(ms, bm, segs, quant.Options{Progress: func(done int) {
+			if done%50 == 0 || done == len(segs) {
+				fmt.Fprintf(os.Stderr, "qchart: %d/%d chunks, %v\n", done, len(segs), time.Since(start).Round(time.Second))
+			}
+		}})
+		if err != nil {
+			return err
+		}
+		for i, p := range plain {
+			r := rs[i]
+			p.PPL, p.LnRatio, p.KLD, p.KLDP99, p.KLDMax, p.Top1, p.RMSDp = r.PPL, r.LnRatio, r.KLDMean, r.KLDP99, r.KLDMax, r.Top1, r.RMSDp
+		}
+		scored, basePPL = rs[0].Scored, rs[0].BasePPL
+	}
+	vms, err := open(vocab)
+	if err != nil {
+		return err
+	}
+	for i, p := range vocab {
+		if err := vocabPoint(p, vms[i], bm, text, chunks); err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
 	}
 	markBest(pts)
-	scored := rs[0].Scored
 	cmdline := "go run ./quant/cmd/qchart"
 	if chunks > 0 {
 		cmdline += fmt.Sprintf(" -chunks %d", chunks)
@@ -196,7 +243,7 @@ func run(shared, work, out string, chunks int, only string) error {
 	if only != "" {
 		cmdline += " -only " + only
 	}
-	res := results{GeneratedBy: cmdline, Chunks: len(segs), Scored: scored, BasePPL: rs[0].BasePPL, Points: pts, LlamaCpp: anchors}
+	res := results{GeneratedBy: cmdline, Chunks: len(segs), Scored: scored, BasePPL: basePPL, Points: pts, LlamaCpp: anchors}
 	js, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
@@ -245,12 +292,20 @@ func redraw(from, out string) error {
 }
 
 // build runs the recipe's commands as a user would and returns its file.
-func build(r recipe, base, tok, work string) (*point, error) {
+func build(r recipe, base, tok, work, text string) (*point, error) {
 	in := base
 	var errb bytes.Buffer
-	if len(r.Prune) > 0 {
+	pruneFlags := r.Prune
+	if r.VocabDocs != 0 {
+		vf := filepath.Join(work, r.Name+"-vocab.txt")
+		if err := os.WriteFile(vf, []byte(vocabText(text, r.VocabDocs)), 0o644); err != nil {
+			return nil, err
+		}
+		pruneFlags = append([]string{"--vocab", vf}, pruneFlags...)
+	}
+	if len(pruneFlags) > 0 {
 		pruned := filepath.Join(work, r.Name+"-pruned.mote")
-		args := append([]string{"prune", base, "-z", tok, "-o", pruned}, r.Prune...)
+		args := append([]string{"prune", base, "-z", tok, "-o", pruned}, pruneFlags...)
 		if code := cli.Main(args, io.Discard, &errb); code != 0 {
 			return nil, fmt.Errorf("mote %s: %s", strings.Join(args, " "), errb.String())
 		}
@@ -283,12 +338,49 @@ func build(r recipe, base, tok, work string) (*point, error) {
 	return p, nil
 }
 
+// vocabText is the first n documents of text (n < 0: all of it), as the
+// text files of mote prune --vocab are written.
+func vocabText(text string, n int) string {
+	if n < 0 {
+		return text
+	}
+	docs := strings.SplitAfter(text, quant.DocSeparator)
+	return strings.Join(docs[:min(n, len(docs))], "")
+}
+
+// vocabPoint scores a vocabulary-pruned file against the base on the
+// llama-perplexity chunks of the text its vocabulary was pruned to (the
+// base's token ids, remapped: quant.CompareVocabPruned).
+func vocabPoint(p *point, m, base *core.Model, text string, chunks int) error {
+	segs, err := quant.ChunkSegments(quant.TextTokens(base.Tokenizer, vocabText(text, p.VocabDocs)), 256, base.Tokenizer.BOS)
+	if err != nil {
+		return err
+	}
+	if chunks > 0 && chunks < len(segs) {
+		segs = segs[:chunks]
+	}
+	start := time.Now()
+	fmt.Fprintf(os.Stderr, "qchart: scoring %s (vocabulary %d) on %d chunks of its text\n", p.Name, m.Config.VocabSize, len(segs))
+	r, err := quant.CompareVocabPruned(m, base, segs)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "qchart: %s done in %v\n", p.Name, time.Since(start).Round(time.Second))
+	lost := r.LostMass
+	p.PPL, p.LnRatio, p.KLD, p.Top1 = r.PPL, math.Log(r.PPL/r.BasePPL), r.KLDKept, r.Top1
+	p.VocabKept, p.LostMass, p.EvalChunks, p.EvalScored = r.Kept, &lost, len(segs), r.Scored
+	return nil
+}
+
 // markBest flags the points no other point beats on both size and KLD.
+// Vocabulary-pruned points neither get the mark nor take it from others:
+// their KLD leaves out the probability mass of the removed tokens and they
+// were pruned to the very text they are scored on.
 func markBest(pts []*point) {
 	for _, p := range pts {
-		p.Best = true
+		p.Best = !p.vocab()
 		for _, o := range pts {
-			if o != p && o.Bytes <= p.Bytes && o.KLD < p.KLD {
+			if o != p && !o.vocab() && o.Bytes <= p.Bytes && o.KLD < p.KLD {
 				p.Best = false
 			}
 		}
@@ -307,6 +399,7 @@ func table(pts []*point, basePPL float64, chunks, scored int, cmdline string) st
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	sorted := append([]*point(nil), pts...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Bytes > sorted[j].Bytes })
+	var vocab []*point
 	for _, p := range sorted {
 		star := ""
 		if p.Best {
@@ -316,8 +409,31 @@ func table(pts []*point, basePPL float64, chunks, scored int, cmdline string) st
 		if p.ActGroup > 0 {
 			act = fmt.Sprintf("int8 g%d", p.ActGroup)
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %.2f | %.5f | %.4f | %.2f %% | %.4f | %.5f | %.2f %% | %s |\n",
-			p.Name, star, commas(p.Bytes), p.BitsPerW, p.KLD, p.KLDP99, 100*p.Top1, p.PPL, p.LnRatio, 100*p.RMSDp, act)
+		p99, rms := fmt.Sprintf("%.4f", p.KLDP99), fmt.Sprintf("%.2f %%", 100*p.RMSDp)
+		if p.vocab() {
+			star, p99, rms = " †", "—", "—"
+			vocab = append(vocab, p)
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %.2f | %.5f | %s | %.2f %% | %.4f | %.5f | %s | %s |\n",
+			p.Name, star, commas(p.Bytes), p.BitsPerW, p.KLD, p99, 100*p.Top1, p.PPL, p.LnRatio, rms, act)
+	}
+	if len(vocab) > 0 {
+		b.WriteString("\n† Vocabulary-pruned: scored with `quant.CompareVocabPruned` on the llama-perplexity chunks of the text " +
+			"the vocabulary was pruned to (the base's ids remapped). Its mean KLD and top-1 compare with the base renormalised " +
+			"on the kept tokens; the base's probability on the removed tokens (below) is lost on top of that, so these points " +
+			"take no ★ and give none.\n\n")
+		b.WriteString("| recipe | vocabulary | text | chunks | scored | base mass on removed tokens |\n|---|---:|---|---:|---:|---:|\n")
+		for _, p := range vocab {
+			what := "whole file"
+			if p.VocabDocs > 0 {
+				what = fmt.Sprintf("first %d stories", p.VocabDocs)
+			}
+			lost := 0.0
+			if p.LostMass != nil {
+				lost = *p.LostMass
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %d | %d | %.3f %% |\n", p.Name, p.VocabKept, what, p.EvalChunks, p.EvalScored, 100*lost)
+		}
 	}
 	b.WriteString("\nllama.cpp on the same model and protocol (the issue's anchors):\n\n")
 	b.WriteString("| llama.cpp type | bytes | bits/weight | mean KLD | top-1 |\n|---|---:|---:|---:|---:|\n")
