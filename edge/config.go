@@ -53,8 +53,8 @@ const (
 	DefaultWorkBudget  = 1 << 27
 	DefaultMaxSessions = 64
 	// DefaultMaxEmbedInputs and DefaultMaxEmbedTokens: 2048 tokens of
-	// all-MiniLM-L6-v2 take about 10 s of CPU in wasm with SIMD (about
-	// 5 ms a token, docs/EMBED.md), a paid Worker's default CPU limit is 30 s.
+	// all-MiniLM-L6-v2 take about 6 s in workerd with SIMD (2.5-3 ms a
+	// token, measured: docs/EDGE.md); a paid Worker's default CPU limit is 30 s.
 	DefaultMaxEmbedInputs = 64
 	DefaultMaxEmbedTokens = 2048
 	// Hard ceilings on what a Config may ask for.

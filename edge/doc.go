@@ -1,6 +1,8 @@
-// Package edge is mote's Cloudflare Worker: an OpenAI-style completion API
-// (POST /v1/completions, GET /v1/models, GET /healthz) as a plain
-// http.Handler over mote/engine, tested natively with httptest. The js entry
+// Package edge is mote's Cloudflare Worker: OpenAI-style completion and
+// embeddings APIs (POST /v1/completions, POST /v1/embeddings, GET
+// /v1/models, GET /healthz) as a plain http.Handler over mote/engine
+// (Engine for language models, Embedder for sentence encoders), tested
+// natively with httptest. The js entry
 // point (edge/worker) serves it through github.com/syumai/workers, and the
 // glue in edge/glue keeps one Go instance, and so the loaded model, resident
 // per isolate. edge/bundle writes the deployable folder (dist/edge).
@@ -29,4 +31,11 @@
 // newline, when the prompt's pieces print as the prompt (true for ordinary
 // text). finish_reason is "stop" when the model ends the text (BOS) or a
 // stop string matched, "length" at max_tokens, the context or the budget.
+//
+// Embeddings: a request is validated whole (each text's bytes and tokens,
+// the total against MaxEmbedTokens, which is the embeddings' work budget)
+// before any text is encoded, then encoded in the handler's own call, like
+// a completion's tokens. The encoder is larger than the Worker upload may
+// be, so the glue fetches it from static assets on the first embeddings
+// request and hands it to Server.LoadEncoder; it stays resident, quantized.
 package edge
