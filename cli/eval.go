@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 // evalOpts are mote eval's flags.
 type evalOpts struct {
 	model, base, text, tokenizer string
+	baseTokenizer                string // the base's, when BASE has none (vocabulary-pruned MODEL)
 	ctx, maxCtx                  int
 	docs, json                   bool
 	threads                      int
@@ -57,6 +59,8 @@ func parseEval(args []string) (evalOpts, error) {
 			o.text, err = val()
 		case "-z", "--tokenizer":
 			o.tokenizer, err = val()
+		case "--base-tokenizer":
+			o.baseTokenizer, err = val()
 		case "--ctx":
 			o.ctx, err = num()
 			ctxSet = true
@@ -115,6 +119,11 @@ type evalReport struct {
 	BitsPerWeight float64  `json:"bits_per_weight"`
 	ActGroup      int      `json:"act_group"`
 	Seconds       float64  `json:"seconds"`
+	// vocabulary-pruned model against its base only
+	VocabKept   int      `json:"vocab_kept,omitempty"`
+	VocabBase   int      `json:"vocab_base,omitempty"`
+	LostMass    *float64 `json:"lost_mass,omitempty"`
+	LostMassMax *float64 `json:"lost_mass_max,omitempty"`
 }
 
 func cmdEval(args []string, stdout, stderr io.Writer) error {
@@ -128,11 +137,18 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	}
 	var base *core.Model
 	if o.base != "" {
-		if base, _, err = models.Open(o.base, ""); err != nil {
+		if base, _, err = models.Open(o.base, o.baseTokenizer); err != nil {
 			return err
 		}
 		if base.Config.VocabSize != m.Config.VocabSize {
-			return fmt.Errorf("eval: %s has %d tokens, %s %d: not the same vocabulary", o.model, m.Config.VocabSize, o.base, base.Config.VocabSize)
+			// a vocabulary-pruned model (mote prune --vocab) against the
+			// model it was cut from: the text is encoded with the base's
+			// tokenizer and the ids remapped (quant.CompareVocabPruned)
+			if base.Tokenizer == nil || m.Tokenizer == nil || m.Config.VocabSize > base.Config.VocabSize {
+				return fmt.Errorf("eval: %s has %d tokens, %s %d: not the same vocabulary (a vocabulary-pruned model is compared through both tokenizers: give the base's with --base-tokenizer)",
+					o.model, m.Config.VocabSize, o.base, base.Config.VocabSize)
+			}
+			return evalVocabPruned(o, m, base, info, stdout, stderr)
 		}
 	}
 	raw, err := os.ReadFile(o.text)
@@ -141,22 +157,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	}
 	text := string(raw)
 	start := time.Now()
-	var segs []quant.Segment
 	rep := evalReport{Model: o.model, Base: o.base}
-	if o.docs {
-		if o.maxCtx > m.Config.SeqLen {
-			return fmt.Errorf("%w: --max-ctx %d exceeds the model's context of %d", errUsage, o.maxCtx, m.Config.SeqLen)
-		}
-		segs, err = quant.DocSegments(m.Tokenizer, text, o.maxCtx)
-		rep.Protocol, rep.Ctx = "docs", o.maxCtx
-	} else {
-		if o.ctx > m.Config.SeqLen {
-			return fmt.Errorf("%w: --ctx %d exceeds the model's context of %d", errUsage, o.ctx, m.Config.SeqLen)
-		}
-		toks := quant.TextTokens(m.Tokenizer, text)
-		segs, err = quant.ChunkSegments(toks, o.ctx, m.Tokenizer.BOS)
-		rep.Protocol, rep.Ctx = "ctx", o.ctx
-	}
+	segs, err := evalSegments(o, m, m.Tokenizer, text, &rep)
 	if err != nil {
 		return err
 	}
@@ -194,6 +196,77 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return writeEvalText(stdout, &rep, r)
+}
+
+// evalSegments cuts text, encoded with tok, by the chosen protocol.
+func evalSegments(o evalOpts, m *core.Model, tok *core.Tokenizer, text string, rep *evalReport) ([]quant.Segment, error) {
+	if o.docs {
+		if o.maxCtx > m.Config.SeqLen {
+			return nil, fmt.Errorf("%w: --max-ctx %d exceeds the model's context of %d", errUsage, o.maxCtx, m.Config.SeqLen)
+		}
+		rep.Protocol, rep.Ctx = "docs", o.maxCtx
+		return quant.DocSegments(tok, text, o.maxCtx)
+	}
+	if o.ctx > m.Config.SeqLen {
+		return nil, fmt.Errorf("%w: --ctx %d exceeds the model's context of %d", errUsage, o.ctx, m.Config.SeqLen)
+	}
+	rep.Protocol, rep.Ctx = "ctx", o.ctx
+	return quant.ChunkSegments(quant.TextTokens(tok, text), o.ctx, tok.BOS)
+}
+
+// evalVocabPruned compares a vocabulary-pruned model with its base on the
+// base's encoding of the text, ids remapped. The KLD and top-1 are against
+// the base renormalised on the kept tokens; lost_mass is the base's mean
+// probability on the removed ones (99 % KLD, max and RMS Δp stay null).
+func evalVocabPruned(o evalOpts, m, base *core.Model, info *models.Info, stdout, stderr io.Writer) error {
+	raw, err := os.ReadFile(o.text)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	rep := evalReport{Model: o.model, Base: o.base}
+	segs, err := evalSegments(o, m, base.Tokenizer, string(raw), &rep)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "eval: %s keeps %d of %s's %d tokens: comparing on the base's encoding, ids remapped\n",
+		o.model, m.Config.VocabSize, o.base, base.Config.VocabSize)
+	r, err := quant.CompareVocabPruned(m, base, segs)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	f := func(v float64) *float64 { return &v }
+	rep.Segments, rep.ScoredTokens = len(segs), r.Scored
+	rep.PPL, rep.NLL = r.PPL, r.NLL
+	rep.BasePPL, rep.LnPPLRatio = f(r.BasePPL), f(math.Log(r.PPL/r.BasePPL))
+	rep.KLDMean, rep.Top1 = f(r.KLDKept), f(r.Top1)
+	rep.VocabKept, rep.VocabBase, rep.LostMass, rep.LostMassMax = r.Kept, r.Base, f(r.LostMass), f(r.LostMassMax)
+	rep.FileBytes = info.FileBytes
+	rep.Weights = m.Config.NumWeights(m.SharedClassifier())
+	rep.BitsPerWeight = float64(rep.FileBytes) * 8 / float64(rep.Weights)
+	rep.ActGroup = m.ActGroup
+	rep.Seconds = time.Since(start).Seconds()
+	if o.json {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "model            %s (vocabulary %d of the base's %d)\n", rep.Model, r.Kept, r.Base)
+	fmt.Fprintf(&b, "file             %d bytes, %d weights, %.3f bits per weight\n", rep.FileBytes, rep.Weights, rep.BitsPerWeight)
+	fmt.Fprintf(&b, "protocol         %s, %d segments, %d scored tokens (the base's encoding)\n", rep.Protocol, rep.Segments, rep.ScoredTokens)
+	fmt.Fprintf(&b, "PPL              %.4f (mean NLL %.6f)\n", r.PPL, r.NLL)
+	fmt.Fprintf(&b, "base             %s: PPL %.4f\n", rep.Base, r.BasePPL)
+	fmt.Fprintf(&b, "ln(PPL/PPL_base) %.6f\n", *rep.LnPPLRatio)
+	fmt.Fprintf(&b, "lost mass        mean %.6f, max %.6f (the base's probability on removed tokens)\n", r.LostMass, r.LostMassMax)
+	fmt.Fprintf(&b, "KLD (kept)       mean %.6f (against the base renormalised on the kept tokens)\n", r.KLDKept)
+	fmt.Fprintf(&b, "top-1 agreement  %.3f %%\n", 100*r.Top1)
+	fmt.Fprintf(&b, "time             %.1f s\n", rep.Seconds)
+	_, err = io.WriteString(stdout, b.String())
+	return err
 }
 
 func writeEvalText(w io.Writer, rep *evalReport, r *quant.Result) error {
