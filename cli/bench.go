@@ -36,6 +36,10 @@ type benchResult struct {
 	KernelGMACs    float64 `json:"kernel_gmacs,omitempty"`
 	CeilingTokS    float64 `json:"ceiling_tok_per_s,omitempty"`
 	CeilingFrac    float64 `json:"ceiling_fraction,omitempty"`
+	// profile: one step's matrix-vector products alone (every matrix once,
+	// best of many passes) and their share of a decode step's time
+	MatVecMS    float64 `json:"matvec_ms_per_token"`
+	MatVecShare float64 `json:"matvec_share"`
 }
 
 type benchOpts struct {
@@ -143,13 +147,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\ttype\ttarget\tkernels\tload ms\tTTFT ms\ttok/s (median)\tmin\tmax\tpeak MB\tallocs/tok\tkernel ceiling\t")
+	fmt.Fprintln(tw, "model\ttype\ttarget\tkernels\tload ms\tTTFT ms\ttok/s (median)\tmin\tmax\tpeak MB\tallocs/tok\tkernel ceiling\tmatvec share\t")
 	ceiling := "-"
 	if r.CeilingTokS > 0 {
 		ceiling = fmt.Sprintf("%.0f tok/s (%.0f%%)", r.CeilingTokS, 100*r.CeilingFrac)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t\n", r.Model, r.Type, r.Target, r.Kernels,
-		r.LoadMS, r.TTFTMS, r.TokPerS, r.TokPerSMin, r.TokPerSMax, float64(r.PeakBytes)/(1<<20), r.AllocsPerToken, ceiling)
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%s\t%.0f%%\t\n", r.Model, r.Type, r.Target, r.Kernels,
+		r.LoadMS, r.TTFTMS, r.TokPerS, r.TokPerSMin, r.TokPerSMax, float64(r.PeakBytes)/(1<<20), r.AllocsPerToken, ceiling, 100*r.MatVecShare)
 	return tw.Flush()
 }
 
@@ -213,6 +217,8 @@ func benchNative(o benchOpts) (*benchResult, error) {
 	r.AllocsPerToken = float64(allocs) / float64(o.runs*steps)
 	r.PeakBytes = peakBytes()
 	r.MACsPerToken = macsPerToken(m, steps)
+	r.MatVecMS = matVecTime(m, s.Par)
+	r.MatVecShare = r.MatVecMS * r.TokPerS / 1000
 	if o.shape != "" {
 		r.KernelGMACs = kernelRate(m, s.Par)
 		r.CeilingTokS = r.KernelGMACs * 1e9 / float64(r.MACsPerToken)
@@ -239,16 +245,7 @@ func macsPerToken(m *core.Model, steps int) int64 {
 // multiply-add ran at that rate.
 func kernelRate(m *core.Model, par core.Parallel) float64 {
 	w := m.Weights.Wcls
-	x := make([]float32, w.Cols)
-	for i := range x {
-		x[i] = float32(i%7) - 3
-	}
-	job := core.MatVecJob{Out: make([]float32, w.Rows), W: w, X: x}
-	if m.ActGroup > 0 && w.Type != core.F32 {
-		q := core.NewQVec(w.Cols, m.ActGroup)
-		core.QuantizeQ8(&q, x)
-		job.XQ = &q
-	}
+	job := benchJob(m, w)
 	run := func() {
 		if par != nil {
 			par.Do(w.Rows, &job)
@@ -264,6 +261,50 @@ func kernelRate(m *core.Model, par core.Parallel) float64 {
 		n++
 	}
 	return float64(n) * float64(w.Rows) * float64(w.Cols) / time.Since(start).Seconds() / 1e9
+}
+
+// matVecTime measures the matrix-vector products of one decode step alone,
+// in ms: every matrix the forward pass multiplies (the classifier included),
+// with quantized activations where the step quantizes them, split across
+// cores as decoding splits them; the fastest of the passes in ~300 ms.
+// Against the step time it says how much of decoding is the kernels.
+func matVecTime(m *core.Model, par core.Parallel) float64 {
+	w := &m.Weights
+	var jobs []core.MatVecJob
+	for l := 0; l < m.Config.NLayers; l++ {
+		for _, mt := range []*core.Mat{&w.Wq[l], &w.Wk[l], &w.Wv[l], &w.Wo[l], &w.W1[l], &w.W3[l], &w.W2[l]} {
+			jobs = append(jobs, benchJob(m, mt))
+		}
+	}
+	jobs = append(jobs, benchJob(m, w.Wcls))
+	best := time.Duration(1 << 62)
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		t0 := time.Now()
+		for i := range jobs {
+			if par != nil {
+				par.Do(jobs[i].W.Rows, &jobs[i])
+			} else {
+				jobs[i].Run(0, jobs[i].W.Rows)
+			}
+		}
+		best = min(best, time.Since(t0))
+	}
+	return ms(best)
+}
+
+// benchJob is a product of w with a fixed input, quantized as Forward would.
+func benchJob(m *core.Model, w *core.Mat) core.MatVecJob {
+	x := make([]float32, w.Cols)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	job := core.MatVecJob{Out: make([]float32, w.Rows), W: w, X: x}
+	if m.ActGroup > 0 && w.Type != core.F32 {
+		q := core.NewQVec(w.Cols, m.ActGroup)
+		core.QuantizeQ8(&q, x)
+		job.XQ = &q
+	}
+	return job
 }
 
 // weightTypes lists the matrix types of a model, e.g. "q8" or "f32+q8".
@@ -328,11 +369,11 @@ func benchMatrix(o benchOpts, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintln(stdout, "| shape | type | target | kernels | tok/s (median) | min-max | of kernel ceiling | TTFT ms | load ms | peak MB | model MB | allocs/token |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(stdout, "| shape | type | target | kernels | tok/s (median) | min-max | of kernel ceiling | matvec share | TTFT ms | load ms | peak MB | model MB | allocs/token |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %.0f | %.0f-%.0f | %.0f %% | %.1f | %.0f | %.1f | %.1f | %.2f |\n",
-			r.Model, r.Type, r.Target, r.Kernels, r.TokPerS, r.TokPerSMin, r.TokPerSMax, 100*r.CeilingFrac,
+		fmt.Fprintf(stdout, "| %s | %s | %s | %s | %.0f | %.0f-%.0f | %.0f %% | %.0f %% | %.1f | %.0f | %.1f | %.1f | %.2f |\n",
+			r.Model, r.Type, r.Target, r.Kernels, r.TokPerS, r.TokPerSMin, r.TokPerSMax, 100*r.CeilingFrac, 100*r.MatVecShare,
 			r.TTFTMS, r.LoadMS, float64(r.PeakBytes)/(1<<20), float64(r.ModelBytes)/(1<<20), r.AllocsPerToken)
 	}
 	return nil

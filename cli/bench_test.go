@@ -28,6 +28,10 @@ func TestBenchJSON(t *testing.T) {
 		if r["type"] != typ || r["target"] != "native" || !(r["tok_per_s"].(float64) > 0) {
 			t.Errorf("%s: %s", typ, out)
 		}
+		// the profile: the step's matrix products alone take some of a step
+		if mv, _ := r["matvec_ms_per_token"].(float64); !(mv > 0) {
+			t.Errorf("%s: matvec_ms_per_token %v", typ, r["matvec_ms_per_token"])
+		}
 	}
 	// a real model file too
 	out, errs, code := runCLI(t, "bench", sharedPath("models", "stories260K.bin"), "-n", "8", "--runs", "1", "--json")
