@@ -169,6 +169,9 @@ func cmdInfo(args []string, stdout, stderr io.Writer) error {
 	line("file size", "%d bytes", info.FileBytes)
 	line("config", "dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, vocab_size %d, seq_len %d, norm_eps %g, rope_theta %g",
 		c.Dim, c.HiddenDim, c.NLayers, c.NHeads, c.NKVHeads, c.VocabSize, c.SeqLen, c.NormEps, c.RopeTheta)
+	if c.HeadDim != 0 {
+		line("head_dim", "%d (query width %d; heads not dim/n_heads wide, e.g. after mote prune --heads)", c.HeadDim, c.QDim())
+	}
 	if shared {
 		line("classifier", "shared with the token embedding")
 	} else {

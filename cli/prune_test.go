@@ -197,7 +197,8 @@ func TestPruneCLIHeads(t *testing.T) {
 					w.Wk[l].Rows, w.Wv[l].Rows, w.Wo[l].Rows, w.Wo[l].Cols)
 			}
 		}
-		if info, _, code := runCLI(t, "info", out); code != 0 || !strings.Contains(info, fmt.Sprint(cfg.NumWeights(true))) {
+		if info, _, code := runCLI(t, "info", out); code != 0 || !strings.Contains(info, fmt.Sprint(cfg.NumWeights(true))) ||
+			!strings.Contains(info, fmt.Sprintf("head_dim     8 (query width %d;", c.qd)) {
 			t.Errorf("--heads %s: info (exit %d) does not count %d weights:\n%s", c.frac, code, cfg.NumWeights(true), info)
 		}
 		text, errs, code := runCLI(t, "run", out, "-t", "0", "-n", "48", "-i", "Once upon a time")
