@@ -240,10 +240,47 @@ web_models() {
 		copy_if_changed "$out" "dist/web/models/$name.mote"
 		entries+=("$(web_entry "$name" "stories260K $typ" "$name.mote" false)")
 	done
+	web_encoder
+	copy_if_changed "$WEB_ENCODER" "dist/web/models/${WEB_ENCODER##*/}"
+	local enc
+	enc=$(web_entry all-MiniLM-L6-v2 "all-MiniLM-L6-v2 (8-bit layers, 4-bit embedding)" "${WEB_ENCODER##*/}" true)
 	local IFS=,
-	printf '{"models": [%s]}\n' "${entries[*]}" >dist/web/models.json.tmp
+	printf '{"models": [%s], "encoders": [%s]}\n' "${entries[*]}" "$enc" >dist/web/models.json.tmp
 	mv dist/web/models.json.tmp dist/web/models.json
-	note "dist/web/models.json: ${#entries[@]} models"
+	note "dist/web/models.json: ${#entries[@]} models, 1 encoder"
+}
+
+# The page's sentence encoder (docs/EMBED.md, docs/WEB.md): all-MiniLM-L6-v2
+# from the same Go module, quantized by `bin/mote embed quant` to 8-bit
+# layers and a 4-bit token embedding (16.6 MB; the GGUF is 21 MB). Made
+# once (about a minute); made again when the current bin/mote cannot read it.
+ENC_GGUF_FILE=testdata/all-MiniLM-L6-v2-Q4_K_M.gguf
+ENC_GGUF_SHA256=2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6
+ENC_TYPE=8b/uniform/g32/f16,emb=4b/nl/g16/log8
+WEB_ENCODER=dist/models/all-MiniLM-L6-v2-q8e4.mote
+
+web_encoder() {
+	if [[ -s $WEB_ENCODER ]] && bin/mote embed "$WEB_ENCODER" -i ok >/dev/null 2>&1; then
+		note "$WEB_ENCODER reads with bin/mote: up to date"
+		return
+	fi
+	local tmp json dir gguf sum
+	tmp=$(mktemp -d)
+	json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$GGUF_MODULE") ||
+		{ rm -rf "$tmp"; die "go mod download $GGUF_MODULE failed:
+$json"; }
+	rm -rf "$tmp"
+	dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}[[:space:]]*$/\1/p')
+	gguf=$dir/$ENC_GGUF_FILE
+	[[ -f $gguf ]] || die "$ENC_GGUF_FILE not found in '$dir'"
+	sum=$(sha256sum "$gguf" | cut -d' ' -f1)
+	[[ $sum == "$ENC_GGUF_SHA256" ]] || die "$gguf has sha256 $sum, want $ENC_GGUF_SHA256"
+	printf '    $ %s\n' "bin/mote embed quant $gguf -o $WEB_ENCODER --type $ENC_TYPE"
+	bin/mote embed quant "$gguf" -o "$WEB_ENCODER.partial" --type "$ENC_TYPE" || {
+		rm -f "$WEB_ENCODER.partial"
+		die "bin/mote embed quant failed"
+	}
+	run mv "$WEB_ENCODER.partial" "$WEB_ENCODER"
 }
 
 # web_entry prints one catalogue entry: ID LABEL FILE DEFAULT.

@@ -20,12 +20,19 @@ import (
 //	    embeddings: one Float32Array (dim, unit length) per text; tokens: per text, [CLS] and [SEP] included
 //	embedBench(name, text, runs) -> {tokens, runs, seconds, per_second, ms_per_token}
 //	    the benchmark loop of `mote embed --bench` (engine.BenchEmbed), for browsers
+//	benchTexts() -> {sentence, paragraph}
+//	    engine.BenchSentence (12 tokens) and engine.BenchParagraph (128 tokens): the texts of
+//	    docs/EMBED.md's speed table, so that every target times the same input
 
 var emb = engine.NewEmbedder(engine.EmbedLimits{}, nil)
 
 var embedFuncs = map[string]func([]js.Value) (any, error){
 	"loadEncoder": loadEncoder, "unloadEncoder": unloadEncoder, "encoders": listEncoders,
-	"embed": embed, "embedBench": embedBench,
+	"embed": embed, "embedBench": embedBench, "benchTexts": benchTexts,
+}
+
+func benchTexts([]js.Value) (any, error) {
+	return map[string]any{"sentence": engine.BenchSentence, "paragraph": engine.BenchParagraph}, nil
 }
 
 func loadEncoder(args []js.Value) (any, error) {

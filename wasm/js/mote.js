@@ -18,6 +18,7 @@
 //   mote.embed(name, textOrArray[, {truncate, literal}])
 //                           // -> {embeddings: [Float32Array], tokens: [n], ...}
 //   mote.embedBench(name, text, runs) -> {per_second, ms_per_token, ...}
+//   mote.benchTexts() -> {sentence, paragraph}  // docs/EMBED.md's benchmark texts
 //
 // Every call is synchronous and throws an Error (with a .code) on failure.
 // Call init lazily, inside a request, in workerd: Go reads the clock and
@@ -26,7 +27,7 @@
 "use strict";
 (() => {
 	const names = ["version", "load", "unload", "models", "start", "next", "stop", "session", "random",
-		"loadEncoder", "unloadEncoder", "encoders", "embed", "embedBench"];
+		"loadEncoder", "unloadEncoder", "encoders", "embed", "embedBench", "benchTexts"];
 	let go = null;
 
 	function call(name, args) {

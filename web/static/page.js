@@ -6,8 +6,10 @@
 //
 //   motePage.send(msg)   posts msg to the worker
 //   motePage.listen(fn)  fn(msg) for every message from the worker, and for
-//                        the page's own: {type: "catalog", models} (from
-//                        models.json) and {type: "files", files} (a drop)
+//                        the page's own: {type: "catalog", models, encoders}
+//                        (from models.json) and {type: "files", files} (a drop)
+//   motePage.last        the latest message of each type, by type (tests and
+//                        benchmarks read the vectors of "embedded" there)
 //
 // Messages sent before listen() are kept and delivered in order.
 "use strict";
@@ -17,7 +19,10 @@
 	let worker = null;
 	const early = []; // messages sent before the worker exists
 
+	const last = {};
+
 	function deliver(msg) {
+		last[msg.type] = msg;
 		if (listener) {
 			listener(msg);
 		} else {
@@ -26,6 +31,7 @@
 	}
 
 	globalThis.motePage = {
+		last,
 		send(msg) {
 			if (worker) {
 				worker.postMessage(msg);
@@ -70,7 +76,8 @@
 		if (!r.ok) {
 			throw new Error(`models.json: HTTP ${r.status}`);
 		}
-		return (await r.json()).models;
+		const j = await r.json();
+		return { models: j.models, encoders: j.encoders || [] };
 	}
 
 	// Drops anywhere on the page load the dropped files (the drop zone is a
@@ -95,7 +102,7 @@
 		wireDrops();
 		const models = catalog().catch((err) => {
 			fail("reading models.json", err);
-			return [];
+			return { models: [], encoders: [] };
 		});
 		let app;
 		let kernels;
@@ -122,7 +129,7 @@
 			return;
 		}
 		document.getElementById("boot")?.remove();
-		deliver({ type: "catalog", models: await models });
+		deliver({ type: "catalog", ...(await models) });
 	}
 
 	boot();

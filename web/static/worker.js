@@ -11,6 +11,12 @@
 //   {type: "generate", prompt, opts}      opts: mote.start's {temperature, topp, seed, steps}
 //   {type: "stop"}                        ends the generation within one token
 //   {type: "clear-cache"}
+//   {type: "load-encoder", label, url, size?}   a sentence encoder by URL (docs/EMBED.md)
+//   {type: "embed", kind: "matrix"|"search", texts}
+//                                         matrix: cosines of every pair; search:
+//                                         texts[0] is the query, the rest the list
+//   {type: "embed-bench", which: "sentence"|"paragraph", runs}
+//                                         mote.embedBench on engine's benchmark texts
 // Worker -> page:
 //   {type: "ready", message: version, entries}
 //   {type: "progress", phase: "download"|"decompress"|"read", loaded, total}
@@ -21,6 +27,17 @@
 //   {type: "gen-error", message}
 //   {type: "cache", entries, message}
 //   {type: "fatal", message}
+//   {type: "encoder-progress", phase, loaded, total}
+//   {type: "encoder-loaded", info, cached, ms, entries}   info: mote.loadEncoder's, plus label
+//   {type: "encoder-error", message}
+//   {type: "embed-progress", loaded, total}   texts embedded so far
+//   {type: "embedded", kind, counts, cosines, embeddings, ms}
+//                                         counts: tokens per text; cosines: (n, n) for
+//                                         matrix, (1, n-1) for search; embeddings:
+//                                         Float32Arrays (unit length), one per text
+//   {type: "embed-error", message}
+//   {type: "embed-bench-result", which, text, tokens, runs, seconds, per_second, ms_per_token}
+//                                         or {type: "embed-bench-result", which, error}
 //
 // One thing runs at a time (messages queue), except stop, which is seen
 // between tokens: the loop yields to the event loop after every token, so
@@ -39,6 +56,7 @@ const POST_EVERY_MS = 16;
 let boot = null; // the init message
 let started = null; // Promise of mote.init
 let current = null; // {name, source, label} of the model in use
+let encoder = null; // {name, source, label} of the sentence encoder, once loaded
 let loads = 0;
 let stopRequested = false;
 const queue = [];
@@ -81,6 +99,12 @@ async function pump() {
 				await generate(m);
 			} else if (m.type === "clear-cache") {
 				await clearCache();
+			} else if (m.type === "load-encoder") {
+				await loadEncoder(m);
+			} else if (m.type === "embed") {
+				await embed(m);
+			} else if (m.type === "embed-bench") {
+				await embedBench(m);
 			}
 		} catch (err) {
 			console.error("mote worker:", err);
@@ -116,6 +140,14 @@ async function restart() {
 		const name = "m" + ++loads;
 		mote.load(name, bytes, tok);
 		current = { ...prev, name };
+	}
+	const enc = encoder;
+	encoder = null;
+	if (enc) {
+		const { bytes } = await fetchSource(enc.source, () => {});
+		const name = "e" + ++loads;
+		mote.loadEncoder(name, bytes);
+		encoder = { ...enc, name };
 	}
 }
 
@@ -423,4 +455,120 @@ function plain(err) {
 			return err.message + ".";
 	}
 	return err.message;
+}
+
+// ---- sentence embeddings (the page's embeddings view; docs/EMBED.md) ----
+
+async function loadEncoder(m) {
+	const t0 = performance.now();
+	const source = { url: m.url, tokenizer: "" };
+	let got;
+	try {
+		new URL(source.url, self.location.href);
+		got = await fetchSource(source, (p) => post({ type: "encoder-progress", ...p }));
+	} catch (err) {
+		post({ type: "encoder-error", message: plain(err) });
+		return;
+	}
+	await started;
+	post({ type: "encoder-progress", phase: "read", loaded: 1, total: 1 });
+	const name = "e" + ++loads;
+	let info;
+	try {
+		info = mote.loadEncoder(name, got.bytes);
+	} catch (err) {
+		let message = plain(err);
+		if (!alive()) {
+			message = `the engine ran out of memory reading it (${mb(got.bytes.length)}).`;
+			await restart().catch(() => {});
+		}
+		post({ type: "encoder-error", message });
+		return;
+	}
+	if (encoder) {
+		mote.unloadEncoder(encoder.name);
+	}
+	encoder = { name, source, label: m.label || m.url };
+	if (got.fresh) {
+		await cachePut(got.fresh);
+	}
+	info.label = encoder.label;
+	post({ type: "encoder-loaded", info, cached: got.cached, ms: performance.now() - t0, entries: await cacheEntries() });
+}
+
+// embed embeds the texts one call each (the same vectors as one call for
+// all: every text is encoded on its own), posting progress between them,
+// and takes the cosines: dot products of unit vectors, summed in float64.
+async function embed(m) {
+	await started;
+	if (!encoder) {
+		post({ type: "embed-error", message: "No sentence encoder is loaded." });
+		return;
+	}
+	const texts = m.texts;
+	const t0 = performance.now();
+	const embeddings = [];
+	const counts = [];
+	let last = 0;
+	for (let i = 0; i < texts.length; i++) {
+		let r;
+		try {
+			r = mote.embed(encoder.name, texts[i]);
+		} catch (err) {
+			const what = m.kind === "search" ? (i === 0 ? "The query" : `Line ${i} of the list`) : `Line ${i + 1}`;
+			let message = `${what}: ${plain(err)}`;
+			const long = /(\d+) tokens, more than the model's context of (\d+)/.exec(err.message);
+			if (long) {
+				message = `${what} is too long for the encoder: ${long[1]} tokens, more than its ${long[2]} (about 350 words); shorten it or split it.`;
+			}
+			if (!alive()) {
+				message = `The engine failed while embedding: ${err.message}`;
+				await restart().catch(() => {});
+			}
+			post({ type: "embed-error", message });
+			return;
+		}
+		embeddings.push(r.embeddings[0]);
+		counts.push(r.tokens[0]);
+		const now = performance.now();
+		if (now - last >= POST_EVERY_MS || i === texts.length - 1) {
+			post({ type: "embed-progress", loaded: i + 1, total: texts.length });
+			last = now;
+			await yieldNow();
+		}
+	}
+	const cos = (a, b) => {
+		let s = 0;
+		for (let k = 0; k < a.length; k++) {
+			s += a[k] * b[k];
+		}
+		return s;
+	};
+	let cosines;
+	if (m.kind === "search") {
+		cosines = [embeddings.slice(1).map((v) => cos(embeddings[0], v))];
+	} else {
+		cosines = embeddings.map((a) => embeddings.map((b) => cos(a, b)));
+	}
+	post({ type: "embedded", kind: m.kind, counts, cosines, embeddings, ms: performance.now() - t0 });
+}
+
+// embedBench runs mote.embedBench (engine.BenchEmbed: a warm-up, then runs
+// timed embeddings of one text) on the 12-token sentence or the 128-token
+// paragraph of docs/EMBED.md's speed table.
+async function embedBench(m) {
+	await started;
+	try {
+		if (!encoder) {
+			throw new PlainError("no sentence encoder is loaded.");
+		}
+		const text = mote.benchTexts()[m.which];
+		if (typeof text !== "string") {
+			throw new PlainError(`unknown benchmark text ${m.which}.`);
+		}
+		const r = mote.embedBench(encoder.name, text, m.runs);
+		post({ type: "embed-bench-result", which: m.which, text, ...r });
+	} catch (err) {
+		post({ type: "embed-bench-result", which: m.which, error: plain(err) });
+	}
 }

@@ -109,11 +109,42 @@ func event(v js.Value) Event {
 			ev.Info.Vocab, ev.Info.SeqLen = int(num(c, "vocab_size")), int(num(c, "seq_len"))
 		}
 	}
-	if cat := v.Get("models"); cat.Type() == js.TypeObject {
-		for i := 0; i < cat.Length(); i++ {
-			e := cat.Index(i)
-			ev.Catalog = append(ev.Catalog, Entry{ID: strOf(e, "id"), Label: strOf(e, "label"), URL: strOf(e, "url"),
-				Tokenizer: strOf(e, "tokenizer"), Bytes: int64(num(e, "bytes")), Default: e.Get("default").Truthy()})
+	entries := func(k string) []Entry {
+		var out []Entry
+		if cat := v.Get(k); cat.Type() == js.TypeObject {
+			for i := 0; i < cat.Length(); i++ {
+				e := cat.Index(i)
+				out = append(out, Entry{ID: strOf(e, "id"), Label: strOf(e, "label"), URL: strOf(e, "url"),
+					Tokenizer: strOf(e, "tokenizer"), Bytes: int64(num(e, "bytes")), Default: e.Get("default").Truthy()})
+			}
+		}
+		return out
+	}
+	ev.Catalog, ev.Encoders = entries("models"), entries("encoders")
+	if ev.Type == "encoder-loaded" {
+		if in := v.Get("info"); in.Type() == js.TypeObject {
+			ev.Encoder = EncoderInfo{Label: strOf(in, "label"), Format: strOf(in, "format"), DType: strOf(in, "dtype"),
+				Bytes: int64(num(in, "size")), Params: int64(num(in, "params")), Dim: int(num(in, "dim")),
+				MaxTokens: int(num(in, "max_tokens"))}
+		}
+	}
+	if ev.Type == "embedded" {
+		ev.Kind = str("kind")
+		if cs := v.Get("counts"); cs.Type() == js.TypeObject {
+			ev.Counts = make([]int, cs.Length())
+			for i := range ev.Counts {
+				ev.Counts[i] = cs.Index(i).Int()
+			}
+		}
+		if rows := v.Get("cosines"); rows.Type() == js.TypeObject {
+			ev.Cos = make([][]float64, rows.Length())
+			for i := range ev.Cos {
+				r := rows.Index(i)
+				ev.Cos[i] = make([]float64, r.Length())
+				for j := range ev.Cos[i] {
+					ev.Cos[i][j] = r.Index(j).Float()
+				}
+			}
 		}
 	}
 	return ev

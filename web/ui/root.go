@@ -34,7 +34,7 @@ type Entry struct {
 
 // Event is a message from the worker (or the page glue) to the UI.
 type Event struct {
-	Type    string // ready, catalog, progress, loaded, load-error, tokens, done, gen-error, cache, fatal (files is the bridge's)
+	Type    string // ready, catalog, progress, loaded, load-error, tokens, done, gen-error, cache, fatal (files is the bridge's); embeddings: embed.go
 	Message string // errors; the engine version for ready
 	Phase   string // progress: download, decompress, read
 	Loaded  float64
@@ -48,6 +48,12 @@ type Event struct {
 	Info    ModelInfo
 	Catalog []Entry
 	Entries int // cache: models cached
+
+	Encoders []Entry     // catalog: the sentence encoders
+	Encoder  EncoderInfo // encoder-loaded
+	Kind     string      // embedded: matrix or search
+	Cos      [][]float64 // embedded: matrix (n, n), or search (1, items)
+	Counts   []int       // embedded: tokens per text
 }
 
 // ModelInfo describes the model the worker holds (mote.load's info).
@@ -107,22 +113,25 @@ type Root struct {
 	// generations: #status shows them as data-loads and data-runs, so that
 	// tests and benchmarks can wait for "the next one" without races.
 	Loads, Runs int
+
+	Emb Embed // the embeddings view (embed.go)
 }
 
 // NewRoot returns the page in its initial state.
 func NewRoot(h Host) *Root {
 	return &Root{Host: h, Prompt: DefaultPrompt, Temperature: DefaultTemperature, TopP: DefaultTopP,
-		MaxTokens: DefaultMaxTokens, ttft: -1, cached: -1}
+		MaxTokens: DefaultMaxTokens, ttft: -1, cached: -1,
+		Emb: Embed{Sentences: DefaultSentences, Items: DefaultItems, Query: DefaultQuery}}
 }
 
 // CanGenerate: a model is loaded and nothing else runs.
 func (c *Root) CanGenerate() bool {
-	return c.WorkerUp && c.Model != nil && !c.Loading && !c.Generating
+	return c.WorkerUp && c.Model != nil && !c.Loading && !c.Generating && !c.Emb.Loading && !c.Emb.Busy
 }
 
 // CanLoad: no load or generation is running.
 // (The worker queues messages until it is up, so a load may be sent early.)
-func (c *Root) CanLoad() bool { return !c.Loading && !c.Generating }
+func (c *Root) CanLoad() bool { return !c.Loading && !c.Generating && !c.Emb.Loading && !c.Emb.Busy }
 
 // Options parses the sampling controls into the engine's start options
 // ({temperature, topp, seed, steps}), or says in plain words what is wrong.
@@ -256,12 +265,16 @@ func (c *Root) OnClearCache() {
 
 // Handle applies an event from the worker or the page glue.
 func (c *Root) Handle(ev Event) {
+	if c.handleEmbed(ev) {
+		return
+	}
 	switch ev.Type {
 	case "ready":
 		c.WorkerUp, c.version = true, ev.Message
 		c.Entries(ev.Entries)
 	case "catalog":
 		c.Catalog = ev.Catalog
+		c.Emb.Encoders = ev.Encoders
 		if c.Model == nil && !c.Loading {
 			for _, e := range c.Catalog {
 				if e.Default {
@@ -322,7 +335,14 @@ func (c *Root) Handle(ev Event) {
 		if c.Generating {
 			c.Runs++
 		}
+		if c.Emb.Loading {
+			c.Emb.Loads++
+		}
+		if c.Emb.Busy {
+			c.Emb.Runs++
+		}
 		c.Loading, c.Generating, c.Stopping = false, false, false
+		c.Emb.Loading, c.Emb.Busy, c.Emb.pending = false, false, ""
 		c.Err = ev.Message
 	}
 }
