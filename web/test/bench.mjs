@@ -9,8 +9,15 @@
 //   - tok/s as the page reports it (worker-side: tokens after the first over
 //     the time since the first, greedy, best of RUNS) for stories260K fp32
 //     and its quantized variants, and the 15M shape (random weights, q8 and
-//     q4, through mote.random; tokenizer ../shared/models/tokenizer.bin).
-// Prints a Markdown table; MOTE_BENCH_JSON=file also writes the numbers.
+//     q4, through mote.random; tokenizer ../shared/models/tokenizer.bin);
+//   - embeddings per second in the worker (mote.embedBench, the loop of
+//     `mote embed --bench`) with the page's sentence encoder, for the
+//     12-token sentence and the 128-token paragraph of docs/EMBED.md,
+//     best of RUNS.
+// Prints Markdown tables; MOTE_BENCH_JSON=file also writes the numbers.
+// `node web/test/bench.mjs embed` measures only the embeddings;
+// MOTE_BENCH_ENCODER=file measures another encoder (a GGUF or .mote) instead
+// of the page's.
 import { readFileSync, writeFileSync, copyFileSync, statSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
@@ -100,9 +107,87 @@ async function speed(srv, models) {
 	return out;
 }
 
+// EMBED_RUNS: embeddings timed per measurement (after one warm-up).
+const EMBED_RUNS = { sentence: 40, paragraph: 6 };
+
+// embedSpeed loads the page's sentence encoder (#load-encoder) and returns
+// the best embeddings per second of RUNS measurements per text.
+async function embedSpeed(srv) {
+	const browser = await L.launch();
+	const out = [];
+	try {
+		const page = await browser.context.newPage();
+		await page.goto(srv.url);
+		await L.ready(page);
+		if (process.env.MOTE_BENCH_ENCODER) {
+			const name = "encoder" + path.extname(process.env.MOTE_BENCH_ENCODER);
+			copyFileSync(process.env.MOTE_BENCH_ENCODER, path.join(dir, "fixtures", name));
+			await page.evaluate((u) => motePage.send({ type: "load-encoder", label: u, url: u }), "fixtures/" + name);
+		} else {
+			await page.click("#load-encoder");
+		}
+		await page.waitForFunction(() => Number(document.querySelector("#emb-status").dataset.loads) > 0, null, { timeout: 300000 });
+		const err = await page.textContent("#emb-error");
+		if (err) {
+			throw new Error(`the encoder: ${err}`);
+		}
+		const encoder = await page.textContent("#emb-status");
+		for (const which of ["sentence", "paragraph"]) {
+			let best = null;
+			for (let r = 0; r < RUNS; r++) {
+				const m = await page.evaluate(
+					async ([w, n]) => {
+						const before = motePage.last["embed-bench-result"];
+						motePage.send({ type: "embed-bench", which: w, runs: n });
+						for (;;) {
+							await new Promise((res) => setTimeout(res, 50));
+							const got = motePage.last["embed-bench-result"];
+							if (got && got !== before) {
+								return got;
+							}
+						}
+					},
+					[which, EMBED_RUNS[which]],
+				);
+				if (m.error) {
+					throw new Error(`embed-bench ${which}: ${m.error}`);
+				}
+				if (!best || m.per_second > best.per_second) {
+					best = m;
+				}
+			}
+			out.push({ text: which, encoder, tokens: best.tokens, runs: best.runs, perSecond: best.per_second, msPerToken: best.ms_per_token });
+		}
+	} finally {
+		await browser.close();
+	}
+	return out;
+}
+
+function embedTable(em) {
+	const lines = ["", `Sentence embeddings in the page's worker (${em[0]?.encoder ?? ""}; best of ${RUNS}):`, ""];
+	lines.push("| text | tokens | embeddings timed | emb/s | ms/token |", "|---|---|---|---|---|");
+	for (const e of em) {
+		lines.push(`| ${e.text} | ${e.tokens} | ${e.runs} | ${e.perSecond.toFixed(2)} | ${e.msPerToken.toFixed(2)} |`);
+	}
+	return lines.join("\n");
+}
+
 const dir = L.site();
 copyFileSync(path.join(L.shared, "models", "tokenizer.bin"), path.join(dir, "fixtures", "tokenizer.bin"));
 const srv = await L.serve(dir);
+if (process.argv[2] === "embed") {
+	try {
+		const em = await embedSpeed(srv);
+		console.log(embedTable(em));
+		if (process.env.MOTE_BENCH_JSON) {
+			writeFileSync(process.env.MOTE_BENCH_JSON, JSON.stringify({ embed: em }, null, 2));
+		}
+	} finally {
+		await srv.close();
+	}
+	process.exit(0);
+}
 try {
 	const st = await startup(srv, dir);
 	const catalog = JSON.parse(readFileSync(path.join(L.webDir, "models.json"), "utf8")).models;
@@ -123,6 +208,7 @@ try {
 		});
 	}
 	const sp = await speed(srv, models);
+	const em = await embedSpeed(srv);
 
 	const lines = ["", "## mote in headless Chromium (" + (process.env.MOTE_CHROMIUM || "/usr/bin/chromium") + ")", ""];
 	lines.push("| startup | Generate enabled | first token | sent by the server before it (200s, gzip -9) |", "|---|---|---|---|");
@@ -139,8 +225,9 @@ try {
 		lines.push(`| ${s.model} | ${s.tokens} | ${s.tokPerSec.toFixed(0)} |`);
 	}
 	console.log(lines.join("\n"));
+	console.log(embedTable(em));
 	if (process.env.MOTE_BENCH_JSON) {
-		writeFileSync(process.env.MOTE_BENCH_JSON, JSON.stringify({ startup: st, speed: sp }, null, 2));
+		writeFileSync(process.env.MOTE_BENCH_JSON, JSON.stringify({ startup: st, speed: sp, embed: em }, null, 2));
 	}
 } finally {
 	await srv.close();
