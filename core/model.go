@@ -180,6 +180,21 @@ func ropeTable(c *Config, maxSeq int) []float32 {
 	return t
 }
 
+// ropeRotate rotates each head of v (heads of len(rope) values) pair by
+// pair with one position's table, as llama2.c's loop does for q and k.
+func ropeRotate(v, rope []float32) {
+	hs := len(rope)
+	for h0 := 0; h0+hs <= len(v); h0 += hs {
+		head := v[h0 : h0+hs]
+		for i := 0; i+1 < len(head); i += 2 {
+			fcr, fci := rope[i], rope[i+1]
+			v0, v1 := head[i], head[i+1]
+			head[i] = float32(v0*fcr) - float32(v1*fci)
+			head[i+1] = float32(v0*fci) + float32(v1*fcr)
+		}
+	}
+}
+
 // Reset forgets the KV cache contents (not needed between generations that
 // restart at position 0, since every position is written before it is read).
 func (s *State) Reset() { clear(s.keyCache); clear(s.valueCache) }
@@ -246,18 +261,8 @@ func (m *Model) Forward(s *State, token, pos int) []float32 {
 		s.matVec(v, &w.Wv[l], xb, s.xq)
 
 		// rope: rotate pairs of q (all heads) and k (kv heads)
-		for i := 0; i < qDim; i += 2 {
-			hd := i % hs
-			fcr, fci := rope[hd], rope[hd+1]
-			v0, v1 := s.q[i], s.q[i+1]
-			s.q[i] = float32(v0*fcr) - float32(v1*fci)
-			s.q[i+1] = float32(v0*fci) + float32(v1*fcr)
-			if i < kvDim {
-				v0, v1 = k[i], k[i+1]
-				k[i] = float32(v0*fcr) - float32(v1*fci)
-				k[i+1] = float32(v0*fci) + float32(v1*fcr)
-			}
-		}
+		ropeRotate(s.q[:qDim], rope)
+		ropeRotate(k, rope)
 
 		// attention, head by head
 		for h := 0; h < c.NHeads; h++ {
