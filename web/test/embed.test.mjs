@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import * as L from "./lib.mjs";
 
@@ -192,6 +192,17 @@ test("bad input gets a clear error; the page keeps working", async () => {
 	await press("#compare");
 	assert.equal(await page.textContent("#emb-error"), "");
 	assert.equal(await page.$$eval("#heatmap td.cell", (tds) => tds.length), 4);
+});
+
+test("a screenshot of the view with a heat map and a ranking", async () => {
+	await page.fill("#sentences", sentences.join("\n"));
+	await press("#compare");
+	await page.fill("#query", "How do I bake a loaf of bread?");
+	await page.fill("#items", ["The stock market fell sharply today.", "A simple recipe for homemade bread", "Tips for growing tomatoes in your garden"].join("\n"));
+	await press("#search");
+	assert.equal(await page.textContent("#emb-error"), "");
+	mkdirSync(L.artifacts, { recursive: true });
+	await page.locator("section.embed").screenshot({ path: path.join(L.artifacts, "web-embeddings.png") });
 });
 
 test("the language model still generates the reference text; no console errors", async () => {
