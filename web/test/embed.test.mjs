@@ -205,6 +205,24 @@ test("a screenshot of the view with a heat map and a ranking", async () => {
 	await page.locator("section.embed").screenshot({ path: path.join(L.artifacts, "web-embeddings.png") });
 });
 
+test("after a reload the encoder comes from the page's cache, not the network", async () => {
+	const i = srv.requests.length;
+	await page.reload();
+	await L.ready(page);
+	assert.equal(await page.$eval("#emb-status", (s) => s.dataset.state), "idle");
+	await page.click("#load-encoder");
+	await page.waitForFunction(() => Number(document.querySelector("#emb-status").dataset.loads) > 0, null, { timeout: 120000 });
+	assert.equal(await page.textContent("#emb-error"), "");
+	assert.match(await page.textContent("#emb-progress-text"), /^encoder loaded in \d+ ms from the page's cache$/);
+	assert.deepEqual(
+		srv.requests.slice(i).filter((p) => p.includes(path.basename(encoderFile))),
+		[],
+	);
+	await page.fill("#sentences", sentences.slice(0, 3).join("\n"));
+	await press("#compare");
+	assert.equal(await page.$$eval("#heatmap td.cell", (tds) => tds.length), 9);
+});
+
 test("the language model still generates the reference text; no console errors", async () => {
 	await L.setControls(page, { prompt: "Once upon a time", temperature: 0, topp: 0.9, seed: "", maxTokens: 256 });
 	const r = await L.generate(page);
