@@ -144,17 +144,14 @@ build_bins() {
 	copy_if_changed "$goroot/lib/wasm/wasm_exec.js" dist/wasm_exec.js
 }
 
-build_model() {
-	need_go
-	step "default model $DEFAULT_MODEL"
-	if [[ -s $DEFAULT_MODEL && $DEFAULT_MODEL -nt bin/mote ]]; then
-		note "$DEFAULT_MODEL is newer than bin/mote: up to date"
-		return
-	fi
-	[[ -x bin/mote ]] || die "bin/mote is missing; run ./build.sh build"
-	local tmp json dir gguf sum
+# module_file VAR FILE SHA256 sets VAR to the path of FILE inside
+# $GGUF_MODULE (fetched by go mod download into the module cache, in a
+# throwaway folder so that our go.mod is not touched) once its sha256 is
+# checked.
+module_file() {
+	local -n _out=$1
+	local tmp json dir sum
 	tmp=$(mktemp -d)
-	# An empty folder outside any module, so that our go.mod is not touched.
 	note "fetching $GGUF_MODULE (go mod download, in a throwaway folder)"
 	json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$GGUF_MODULE") ||
 		{ rm -rf "$tmp"; die "go mod download $GGUF_MODULE failed:
@@ -163,11 +160,23 @@ $json"; }
 	dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}[[:space:]]*$/\1/p')
 	[[ -n $dir ]] || die "no Dir in the output of go mod download:
 $json"
-	gguf=$dir/$GGUF_FILE
-	[[ -f $gguf ]] || die "$GGUF_FILE not found in $dir"
-	sum=$(sha256sum "$gguf" | cut -d' ' -f1)
-	[[ $sum == "$GGUF_SHA256" ]] || die "$gguf has sha256 $sum, want $GGUF_SHA256"
-	note "verified sha256 of $gguf"
+	[[ -f $dir/$2 ]] || die "$2 not found in $dir"
+	sum=$(sha256sum "$dir/$2" | cut -d' ' -f1)
+	[[ $sum == "$3" ]] || die "$dir/$2 has sha256 $sum, want $3"
+	note "verified sha256 of $dir/$2"
+	_out=$dir/$2
+}
+
+build_model() {
+	need_go
+	step "default model $DEFAULT_MODEL"
+	if [[ -s $DEFAULT_MODEL && $DEFAULT_MODEL -nt bin/mote ]]; then
+		note "$DEFAULT_MODEL is newer than bin/mote: up to date"
+		return
+	fi
+	[[ -x bin/mote ]] || die "bin/mote is missing; run ./build.sh build"
+	local gguf
+	module_file gguf "$GGUF_FILE" "$GGUF_SHA256"
 	mkdir -p "$(dirname "$DEFAULT_MODEL")"
 	local part=${DEFAULT_MODEL%.mote}.partial.mote
 	rm -f "$part"
@@ -264,17 +273,8 @@ web_encoder() {
 		note "$WEB_ENCODER reads with bin/mote: up to date"
 		return
 	fi
-	local tmp json dir gguf sum
-	tmp=$(mktemp -d)
-	json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$GGUF_MODULE") ||
-		{ rm -rf "$tmp"; die "go mod download $GGUF_MODULE failed:
-$json"; }
-	rm -rf "$tmp"
-	dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}[[:space:]]*$/\1/p')
-	gguf=$dir/$ENC_GGUF_FILE
-	[[ -f $gguf ]] || die "$ENC_GGUF_FILE not found in '$dir'"
-	sum=$(sha256sum "$gguf" | cut -d' ' -f1)
-	[[ $sum == "$ENC_GGUF_SHA256" ]] || die "$gguf has sha256 $sum, want $ENC_GGUF_SHA256"
+	local gguf
+	module_file gguf "$ENC_GGUF_FILE" "$ENC_GGUF_SHA256"
 	printf '    $ %s\n' "bin/mote embed quant $gguf -o $WEB_ENCODER --type $ENC_TYPE"
 	bin/mote embed quant "$gguf" -o "$WEB_ENCODER.partial" --type "$ENC_TYPE" || {
 		rm -f "$WEB_ENCODER.partial"
@@ -342,21 +342,11 @@ edge_model() {
 # uncompressed (it loads without a second buffer). The Worker serves it for
 # POST /v1/embeddings from static assets (docs/EDGE.md).
 EDGE_ENCODER=.cache/edge/all-minilm-l6-v2.mote
-EDGE_ENCODER_GGUF=testdata/all-MiniLM-L6-v2-Q4_K_M.gguf
-EDGE_ENCODER_SHA256=2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6
 edge_encoder() {
 	local typ=${MOTE_EDGE_ENCODER_TYPE:-gguf}
 	if [[ ! -s $EDGE_ENCODER || bin/mote -nt $EDGE_ENCODER || $(cat "$EDGE_ENCODER.type" 2>/dev/null) != "$typ" ]]; then
-		local tmp json dir gguf
-		tmp=$(mktemp -d)
-		json=$(cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$GGUF_MODULE") ||
-			{ rm -rf "$tmp"; die "go mod download $GGUF_MODULE failed:
-$json"; }
-		rm -rf "$tmp"
-		dir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir":[[:space:]]*"\(.*\)",\{0,1\}[[:space:]]*$/\1/p')
-		gguf=$dir/$EDGE_ENCODER_GGUF
-		[[ -f $gguf && $(sha256sum "$gguf" | cut -d' ' -f1) == "$EDGE_ENCODER_SHA256" ]] ||
-			die "$gguf is missing or has not sha256 $EDGE_ENCODER_SHA256"
+		local gguf
+		module_file gguf "$ENC_GGUF_FILE" "$ENC_GGUF_SHA256"
 		mkdir -p .cache/edge
 		rm -f "$EDGE_ENCODER.type"
 		run bin/mote embed quant "$gguf" -o "${EDGE_ENCODER%.mote}.partial.mote" --type "$typ" --compress none
@@ -406,7 +396,7 @@ cmd_edge() {
 		build_edge
 	fi
 	edge_workerd
-	step "workerd: dist/edge on http://127.0.0.1:$port/ (POST /v1/completions, GET /v1/models, GET /healthz; Ctrl-C stops)"
+	step "workerd: dist/edge on http://127.0.0.1:$port/ (POST /v1/completions, POST /v1/embeddings, GET /v1/models, GET /healthz; Ctrl-C stops)"
 	cd dist/edge
 	exec "$ROOT/$WORKERD" serve workerd.capnp --socket-addr "http=127.0.0.1:$port"
 }
