@@ -642,7 +642,9 @@
                         (local.set $k (i32.add (local.get $k) (i32.const 16)))
                         (br $kl16))))
                   (else
+                    (if (i32.eqz (local.get $cb)) (then
                     ;; 32 values a step: activations widened once for four rows
+                    ;; (not in the short-step variant, which passes a non-zero $cb)
                     (block $kd32
                       (loop $kl32
                         (br_if $kd32 (i32.gt_s (i32.add (local.get $k) (i32.const 32)) (local.get $a1)))
@@ -706,7 +708,7 @@
                           (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $we)) (local.get $xe0))
                           (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $we)) (local.get $xe1)))))
                         (local.set $k (i32.add (local.get $k) (i32.const 16)))
-                        (br $kl16)))
+                        (br $kl16)))))
                 (block $kd
                   (loop $kl
                     (br_if $kd (i32.gt_s (i32.add (local.get $k) (i32.const 8)) (local.get $a1)))
@@ -760,11 +762,30 @@
         (br $rl)))
     (local.get $r))
 
+;; int8 matrix-vector products in two variants that give the same bits
+  ;; (integer sums): "matvec_q8" takes 8 values a step with v128.load8x8_s,
+  ;; fastest in V8 (Chromium, workerd); "matvec_q8_wide" takes 32, then 16,
+  ;; with full loads widened by extend_low/high, fastest under wazero, whose
+  ;; host (wasm/simd/run.go) binds Go's matvec_q8 import to it.
   (func (export "matvec_q8")
     (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
     (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
+    (call $matvec_q8 (i32.const 1) (local.get $out) (local.get $w) (local.get $ws) (local.get $xq) (local.get $xs)
+      (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+
+  (func (export "matvec_q8_wide")
+    (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+    (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
+    (call $matvec_q8 (i32.const 0) (local.get $out) (local.get $w) (local.get $ws) (local.get $xq) (local.get $xs)
+      (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
+
+  ;; $short selects the 8-values-a-step loop (passed to matvec_qx4 as $cb,
+  ;; which int8 rows do not use otherwise).
+  (func $matvec_q8 (param $short i32)
+    (param $out i32) (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+    (param $n i32) (param $gw i32) (param $ga i32) (param $rows i32)
     (local $done i32)
-    (local.set $done (call $matvec_qx4 (i32.const 0) (local.get $out) (local.get $w) (i32.const 0) (local.get $ws)
+    (local.set $done (call $matvec_qx4 (i32.const 0) (local.get $out) (local.get $w) (local.get $short) (local.get $ws)
       (local.get $xq) (local.get $xs) (local.get $n) (local.get $gw) (local.get $ga) (local.get $rows)))
     (call $matvec_q (i32.const 0)
       (i32.add (local.get $out) (i32.shl (local.get $done) (i32.const 2)))

@@ -75,9 +75,16 @@ func TestCoreTestsUnderWazeroSIMD(t *testing.T) {
 	dir := t.TempDir()
 	guest := buildWasip1(t, dir, "core.test.wasm", "test", "-c", "-tags", "mote_simd", "./core")
 	core, _ := filepath.Abs(filepath.Join("..", "..", "core"))
-	out, errs, code := run(t, guest, core, "-test.v", "-test.run", "Fast|Quant|Forward")
-	if code != 0 || !strings.Contains(out, "PASS") || !strings.Contains(out, "TestFastKernelsMatchRef") {
-		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	// twice: with the kernels wazero uses, and with the ones V8 uses
+	// (no aliases), so that every exported variant is compared with Go
+	for _, aliases := range []map[string]string{wazeroKernel, {}} {
+		saved := wazeroKernel
+		wazeroKernel = aliases
+		out, errs, code := run(t, guest, core, "-test.v", "-test.run", "Fast|Quant|Forward")
+		wazeroKernel = saved
+		if code != 0 || !strings.Contains(out, "PASS") || !strings.Contains(out, "TestFastKernelsMatchRef") {
+			t.Fatalf("aliases %v: exit %d\n%s\n%s", aliases, code, out, errs)
+		}
 	}
 }
 
