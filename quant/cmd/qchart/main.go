@@ -47,6 +47,9 @@ type recipe struct {
 	// of the evaluation text use (-1: the whole text), before any other
 	// pruning flag; the point is scored on that same text (see vocabPoint).
 	VocabDocs int `json:"vocab_docs,omitempty"`
+	// Extra recipes (ablations, presets between curve points) run only when
+	// named in -only.
+	Extra bool `json:"-"`
 }
 
 var recipes = []recipe{
@@ -75,6 +78,18 @@ var recipes = []recipe{
 		About: "mote prune --vocab (the first 100 stories of the evaluation text), then q4; scored on those 100 stories"},
 	{Name: "vocab300+q4", VocabDocs: 300, Quant: []string{"--type", "q4"},
 		About: "mote prune --vocab (the first 300 stories of the evaluation text), then q4; scored on those 300 stories"},
+
+	{Name: "q6", Quant: []string{"--type", "q6"}, Extra: true},
+	{Name: "q4e8", Quant: []string{"--type", "q4e8"}, Extra: true},
+	{Name: "q4g", Quant: []string{"--type", "q4g"}, Extra: true},
+	{Name: "4b-learned", Quant: []string{"--type", "4b/learned/g16/log8+gptq"}, Extra: true,
+		About: "ablation: every matrix as q4's default (4-bit fitted codebook, groups of 16, log8, error feedback), no mixing"},
+	{Name: "4b-nl", Quant: []string{"--type", "4b/nl/g16/log8+gptq"}, Extra: true,
+		About: "ablation: same with IQ4_NL's fixed levels instead of fitted codebooks"},
+	{Name: "ffn25+q3m", Prune: []string{"--ffn", "0.25"}, Quant: []string{"--type", "q3m"}, Extra: true,
+		About: "mote prune --ffn 0.25, then q3m"},
+	{Name: "heads25+q3m", Prune: []string{"--heads", "0.25"}, Quant: []string{"--type", "q3m"}, Extra: true,
+		About: "mote prune --heads 0.25, then q3m"},
 }
 
 // anchor is one of llama.cpp's points for stories260K (the issue's figures:
@@ -133,7 +148,7 @@ func main() {
 	work := flag.String("work", filepath.Join("dist", "quant"), "folder for the quantized files")
 	out := flag.String("out", "docs", "folder for quant-results.md, quant-results.json and quant-chart.svg")
 	chunks := flag.Int("chunks", 0, "score only the first N chunks (0: all 1,578)")
-	only := flag.String("only", "", "comma-separated recipe names to run (default: all)")
+	only := flag.String("only", "", "comma-separated recipe names to run (default: all but the extra ones: q6, q4e8, q4g, 4b-learned, 4b-nl, ffn25+q3m, heads25+q3m)")
 	flag.StringVar(&pngPath, "png", "", "also draw the chart as a PNG file here (for looking at it)")
 	from := flag.String("from", "", "redraw the table and chart from a quant-results.json instead of measuring")
 	flag.Parse()
@@ -166,7 +181,8 @@ func run(shared, work, out string, chunks int, only string) error {
 	text := string(textBytes)
 	var pts, plain, vocab []*point
 	for _, r := range recipes {
-		if only != "" && !strings.Contains(","+only+",", ","+r.Name+",") {
+		named := strings.Contains(","+only+",", ","+r.Name+",")
+		if only != "" && !named || only == "" && r.Extra {
 			continue
 		}
 		p, err := build(r, base, tok, work, text)
