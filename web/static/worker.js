@@ -50,8 +50,13 @@ importScripts("wasm_exec.js", "mote.js");
 // memory of at most 4 GiB), so larger files are refused before download.
 const MAX_MODEL_BYTES = 1 << 30;
 const CACHE = "mote-models-v1";
-// Batch tokens into one message per frame: the UI renders per message.
-const POST_EVERY_MS = 16;
+// Batch tokens into one message per 50 ms (20 updates a second): the UI
+// renders the whole output per message, on the page's thread, and on a
+// two-core machine that rendering competes with the model for the CPU.
+// Measured on the 15M shape in headless Chromium (./build.sh bench, one
+// session): q8 347 tok/s at 16 ms (a message per frame), 454 at 50 ms, 430
+// at 100 ms; q4 328, 428, 455. A Worker doing nothing else gives ~480.
+const POST_EVERY_MS = 50;
 
 let boot = null; // the init message
 let started = null; // Promise of mote.init
@@ -418,12 +423,15 @@ async function generate(m) {
 				post({ type: "tokens", text, tokens, ms: now - first });
 				text = "";
 				last = now;
-			}
-			await yieldNow();
-			if (stopRequested) {
-				mote.stop(id);
-				reason = "stopped";
-				break;
+				// the event loop runs (and a stop message arrives) once per
+				// message, not per token: a fast model's tokens come in well
+				// under a millisecond, and a round trip costs a good part of one
+				await yieldNow();
+				if (stopRequested) {
+					mote.stop(id);
+					reason = "stopped";
+					break;
+				}
 			}
 		}
 	} catch (err) {
