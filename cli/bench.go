@@ -234,8 +234,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // mean position of a run of steps.
 func macsPerToken(m *core.Model, steps int) int64 {
 	c := &m.Config
-	d, h, kv := int64(c.Dim), int64(c.HiddenDim), int64(c.KVDim())
-	perLayer := 2*d*d + 2*d*kv + 3*d*h + 2*int64(c.NHeads)*int64(c.HeadSize())*int64(steps)/2
+	d, h, kv, qd := int64(c.Dim), int64(c.HiddenDim), int64(c.KVDim()), int64(c.QDim())
+	perLayer := 2*d*qd + 2*d*kv + 3*d*h + 2*int64(c.NHeads)*int64(c.HeadSize())*int64(steps)/2
 	return int64(c.NLayers)*perLayer + int64(c.VocabSize)*d
 }
 

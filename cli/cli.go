@@ -15,7 +15,7 @@ usage:
   mote run [MODEL] [-z TOKENIZER] [-t TEMP] [-p TOPP] [-s SEED] [-n STEPS] [-i PROMPT]
   mote convert IN OUT [--compress none|zstd|tensor] [--level N] [--f16-scales] [-z TOKENIZER]
   mote info [MODEL] [-z TOKENIZER]
-  mote eval MODEL [--base BASE] --text FILE [--ctx N | --docs [--max-ctx N]] [--json]
+  mote eval MODEL [--base BASE [--base-tokenizer TOK]] --text FILE [--ctx N | --docs [--max-ctx N]] [--json]
   mote quant IN -o OUT --type TYPE [--calib TEXT] [--policy FILE]
   mote prune IN -o OUT [--ffn F] [--heads F] [--layers N] [--vocab TEXT] [--sparsity F [--nm N:M]]
   mote pull NAME|URL

@@ -164,7 +164,7 @@ func info(mi engine.ModelInfo) map[string]any {
 		"dtype": mi.DType, "group_size": mi.GroupSize, "tokenizer": mi.Tokenizer,
 		"config": map[string]any{
 			"dim": c.Dim, "hidden_dim": c.HiddenDim, "n_layers": c.NLayers, "n_heads": c.NHeads,
-			"n_kv_heads": c.NKVHeads, "vocab_size": c.VocabSize, "seq_len": c.SeqLen,
+			"n_kv_heads": c.NKVHeads, "head_dim": c.HeadSize(), "vocab_size": c.VocabSize, "seq_len": c.SeqLen,
 			"norm_eps": c.NormEps, "rope_theta": c.RopeTheta,
 		},
 	}
