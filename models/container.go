@@ -1114,33 +1114,9 @@ func (p *parser) data(length int64) {
 
 // tensor reads one tensor's stored bytes into its final slices.
 func (p *parser) tensor(e *dirEntry) bool {
-	at := p.off
-	p.ten = 0
-	src := p.cReader
-	if !e.rawData {
-		if int64(cap(p.frame)) < e.Stored {
-			p.frame = make([]byte, e.Stored)
-		}
-		fr := p.frame[:e.Stored]
-		if !p.read(fr, e.Name+" zstd frame") {
-			return false
-		}
-		if p.tensorCRC && p.ten != e.crc {
-			p.off = at
-			p.fail(ErrChecksum, "tensor %s: CRC is %08x, its stored bytes give %08x", e.Name, e.crc, p.ten)
-			return false
-		}
-		dec, err := p.decoder()
-		if err == nil {
-			err = dec.Reset(bytes.NewReader(fr))
-		}
-		if err != nil {
-			p.off = at
-			p.fail(ErrCorrupt, "tensor %s: starting zstd: %v", e.Name, err)
-			return false
-		}
-		src = &cReader{r: p.dec, name: p.name, limit: e.Raw, secEnd: -1, over: ErrCorrupt,
-			where: fmt.Sprintf(" (offset in the decompressed zstd frame of tensor %s, stored at file offset %d)", e.Name, at)}
+	src, at, ok := p.tensorSource(e)
+	if !ok {
+		return false
 	}
 	mat, vec := slotMat(p.m, e.slot)
 	n := e.Rows * e.Cols
@@ -1178,6 +1154,47 @@ func (p *parser) tensor(e *dirEntry) bool {
 	case TypeQK:
 		readPacked(src, e, mat)
 	}
+	return p.tensorDone(e, src, at)
+}
+
+// tensorSource starts reading tensor e at the current offset: from the file
+// itself when it is stored raw, else from its zstd frame, read whole and
+// checked against the tensor's CRC before it is decompressed.
+func (p *parser) tensorSource(e *dirEntry) (src *cReader, at int64, ok bool) {
+	at = p.off
+	p.ten = 0
+	src = p.cReader
+	if !e.rawData {
+		if int64(cap(p.frame)) < e.Stored {
+			p.frame = make([]byte, e.Stored)
+		}
+		fr := p.frame[:e.Stored]
+		if !p.read(fr, e.Name+" zstd frame") {
+			return nil, at, false
+		}
+		if p.tensorCRC && p.ten != e.crc {
+			p.off = at
+			p.fail(ErrChecksum, "tensor %s: CRC is %08x, its stored bytes give %08x", e.Name, e.crc, p.ten)
+			return nil, at, false
+		}
+		dec, err := p.decoder()
+		if err == nil {
+			err = dec.Reset(bytes.NewReader(fr))
+		}
+		if err != nil {
+			p.off = at
+			p.fail(ErrCorrupt, "tensor %s: starting zstd: %v", e.Name, err)
+			return nil, at, false
+		}
+		src = &cReader{r: p.dec, name: p.name, limit: e.Raw, secEnd: -1, over: ErrCorrupt,
+			where: fmt.Sprintf(" (offset in the decompressed zstd frame of tensor %s, stored at file offset %d)", e.Name, at)}
+	}
+	return src, at, true
+}
+
+// tensorDone finishes tensor e read from src: a zstd frame must end with the
+// tensor's bytes; raw bytes must match the tensor's CRC.
+func (p *parser) tensorDone(e *dirEntry, src *cReader, at int64) bool {
 	if src != p.cReader {
 		if src.err == nil {
 			if k, err := io.ReadFull(p.dec, src.buf[:1]); k > 0 {

@@ -842,33 +842,9 @@ func (x *extReader) data(length int64) {
 // per-tensor mode) into its final slices.
 func (x *extReader) tensor(e *extEntry) bool {
 	p := x.p
-	at := p.off
-	p.ten = 0
-	src := p.cReader
-	if !e.rawData {
-		if int64(cap(p.frame)) < e.Stored {
-			p.frame = make([]byte, e.Stored)
-		}
-		fr := p.frame[:e.Stored]
-		if !p.read(fr, e.Name+" zstd frame") {
-			return false
-		}
-		if p.tensorCRC && p.ten != e.crc {
-			p.off = at
-			p.fail(ErrChecksum, "tensor %s: CRC is %08x, its stored bytes give %08x", e.Name, e.crc, p.ten)
-			return false
-		}
-		dec, err := p.decoder()
-		if err == nil {
-			err = dec.Reset(bytes.NewReader(fr))
-		}
-		if err != nil {
-			p.off = at
-			p.fail(ErrCorrupt, "tensor %s: starting zstd: %v", e.Name, err)
-			return false
-		}
-		src = &cReader{r: p.dec, name: p.name, limit: e.Raw, secEnd: -1, over: ErrCorrupt,
-			where: fmt.Sprintf(" (offset in the decompressed zstd frame of tensor %s, stored at file offset %d)", e.Name, at)}
+	src, at, ok := p.tensorSource(&e.dirEntry)
+	if !ok {
+		return false
 	}
 	s := &x.slots[e.slot]
 	n := e.Rows * e.Cols
@@ -882,25 +858,7 @@ func (x *extReader) tensor(e *extEntry) bool {
 	default:
 		readMat(src, &e.dirEntry, s.mat)
 	}
-	if src != p.cReader {
-		if src.err == nil {
-			if k, err := io.ReadFull(p.dec, src.buf[:1]); k > 0 {
-				src.fail(ErrCorrupt, "the frame holds more than the tensor's %d bytes", e.Raw)
-			} else if err != io.EOF {
-				src.fail(zstdSentinel(err), "after the tensor: %v", err)
-			}
-		}
-		if src.err != nil {
-			p.err = src.err
-			return false
-		}
-		return true
-	}
-	if p.err == nil && p.tensorCRC && p.ten != e.crc {
-		p.off = at
-		p.fail(ErrChecksum, "tensor %s: CRC is %08x, its stored bytes give %08x", e.Name, e.crc, p.ten)
-	}
-	return p.err == nil
+	return p.tensorDone(&e.dirEntry, src, at)
 }
 
 // readMat reads a matrix of any tensor type into mat.
