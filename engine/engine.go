@@ -172,7 +172,7 @@ func describe(name string, m *core.Model, info *models.Info, tokFrom string) Mod
 		Params: m.Config.NumWeights(m.SharedClassifier()), Tokenizer: tokFrom}
 	wq := &m.Weights.Wq[0] // Validate guarantees one per layer, at least one layer
 	mi.DType = wq.Type.String()
-	if wq.Type == core.Q8 {
+	if wq.Type != core.F32 {
 		mi.GroupSize = wq.GroupSize
 	}
 	return mi

@@ -20,6 +20,9 @@ func TestLoadRandom(t *testing.T) {
 		if dt == "f32" && mi.DType != "f32" || dt != "f32" && mi.DType != dt {
 			t.Errorf("%s: dtype %q", dt, mi.DType)
 		}
+		if want := map[string]int{"f32": 0, "q8": 32, "q4": 32}[dt]; mi.GroupSize != want {
+			t.Errorf("%s: group size %d, want %d", dt, mi.GroupSize, want)
+		}
 		s, err := e.Start("r"+dt, "Once upon a time", Options{Temperature: 0, Steps: 20, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
