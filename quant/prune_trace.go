@@ -206,15 +206,15 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 			copy(xin, x)
 
 			// attention
-			pRMSNorm(xb, x, ly.rmsAtt, c.NormEps)
+			calRMSNorm(xb, x, ly.rmsAtt, c.NormEps)
 			if st != nil {
 				prAddSq(st.attIn[l], xb)
 			}
 			k := kc[l][pos*kvDim : (pos+1)*kvDim]
 			v := vc[l][pos*kvDim : (pos+1)*kvDim]
-			pMatVec(q, ly.wq, xb)
-			pMatVec(k, ly.wk, xb)
-			pMatVec(v, ly.wv, xb)
+			calMatVec(q, ly.wq, xb)
+			calMatVec(k, ly.wk, xb)
+			calMatVec(v, ly.wv, xb)
 			for i := 0; i < qDim; i += 2 {
 				fcr, fci := rc[(i%hs)/2], rs[(i%hs)/2]
 				v0, v1 := q[i], q[i+1]
@@ -238,7 +238,7 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 					}
 					a[t] = s / sqrtHS
 				}
-				pSoftmax(a)
+				calSoftmax(a)
 				o := ao[h*hs : (h+1)*hs]
 				clear(o)
 				for t, w := range a {
@@ -248,7 +248,7 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 					}
 				}
 			}
-			pMatVec(xb, ly.wo, ao)
+			calMatVec(xb, ly.wo, ao)
 			for i := range x {
 				x[i] += xb[i]
 			}
@@ -260,9 +260,9 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 			}
 
 			// ffn
-			pRMSNorm(xb, x, ly.rmsFFN, c.NormEps)
-			pMatVec(hb, ly.w1, xb)
-			pMatVec(hb2, ly.w3, xb)
+			calRMSNorm(xb, x, ly.rmsFFN, c.NormEps)
+			calMatVec(hb, ly.w1, xb)
+			calMatVec(hb2, ly.w3, xb)
 			for i, val := range hb {
 				val *= 1 / (1 + float32(math.Exp(float64(-val))))
 				hb[i] = val * hb2[i]
@@ -274,7 +274,7 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 			if capture != nil && kind == gramFFN {
 				copy(capture[l][pos*hidden:], hb)
 			}
-			pMatVec(xb, ly.w2, hb)
+			calMatVec(xb, ly.w2, hb)
 			for i := range x {
 				x[i] += xb[i]
 			}
@@ -286,12 +286,12 @@ func (p *pModel) trace(tokens []int, st *pStats, kind pGram, capture [][]float32
 			st.tokens++
 		}
 		if logits != nil {
-			pRMSNorm(xb, x, p.rmsFinal, c.NormEps)
+			calRMSNorm(xb, x, p.rmsFinal, c.NormEps)
 			cls := p.cls
 			if cls == nil {
 				cls = p.emb
 			}
-			pMatVec(out, cls, xb)
+			calMatVec(out, cls, xb)
 			logits(pos, out)
 		}
 	}
@@ -305,46 +305,6 @@ func ropeFreqs(theta float32, hs int) []float32 {
 		freq[i/2] = 1 / float32(math.Pow(float64(theta), float64(float32(i)/float32(hs))))
 	}
 	return freq
-}
-
-// pMatVec is y = W x for a row-major W of len(y) rows.
-func pMatVec(y, w, x []float32) {
-	n := len(x)
-	for i := range y {
-		row := w[i*n : (i+1)*n]
-		var s float32
-		for j, xv := range x {
-			s += float32(row[j] * xv)
-		}
-		y[i] = s
-	}
-}
-
-func pRMSNorm(o, x, weight []float32, eps float32) {
-	var ss float32
-	for _, v := range x {
-		ss += float32(v * v)
-	}
-	ss = ss/float32(len(x)) + eps
-	ss = 1 / float32(math.Sqrt(float64(ss)))
-	for i, v := range x {
-		o[i] = weight[i] * float32(ss*v)
-	}
-}
-
-func pSoftmax(x []float32) {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	var sum float32
-	for i, v := range x {
-		x[i] = float32(math.Exp(float64(v - mx)))
-		sum += x[i]
-	}
-	for i := range x {
-		x[i] /= sum
-	}
 }
 
 // prCosine is the prCosine similarity of a and b (1 when either is zero).
