@@ -731,16 +731,7 @@ func (p *parser) sections(headerOnly bool) *core.Model {
 		default:
 			p.skip(int64(length), name)
 		}
-		if p.err != nil {
-			break
-		}
-		if p.off != p.secEnd {
-			p.fail(ErrCorrupt, "%d unread bytes at the end of the %s section", p.secEnd-p.off, name)
-			break
-		}
-		if p.sec != want {
-			p.off = start
-			p.fail(ErrChecksum, "%s section CRC is %08x, its bytes give %08x", name, want, p.sec)
+		if !p.sectionDone(name, start, want) {
 			break
 		}
 		if kind == secEnd {
@@ -748,6 +739,23 @@ func (p *parser) sections(headerOnly bool) *core.Model {
 		}
 	}
 	return nil
+}
+
+// sectionDone checks a section just read: no error, read to its end, and
+// its bytes give the CRC its header promised (start: the header's offset).
+func (p *parser) sectionDone(name string, start int64, want uint32) bool {
+	switch {
+	case p.err != nil:
+		return false
+	case p.off != p.secEnd:
+		p.fail(ErrCorrupt, "%d unread bytes at the end of the %s section", p.secEnd-p.off, name)
+		return false
+	case p.sec != want:
+		p.off = start
+		p.fail(ErrChecksum, "%s section CRC is %08x, its bytes give %08x", name, want, p.sec)
+		return false
+	}
+	return true
 }
 
 // metadata reads a config, tokenizer or directory section: its body is

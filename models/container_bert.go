@@ -403,19 +403,7 @@ func (x *extReader) sections() {
 		default:
 			p.skip(int64(length), name)
 		}
-		if p.err != nil {
-			return
-		}
-		if p.off != p.secEnd {
-			p.fail(ErrCorrupt, "%d unread bytes at the end of the %s section", p.secEnd-p.off, name)
-			return
-		}
-		if p.sec != want {
-			p.off = start
-			p.fail(ErrChecksum, "%s section CRC is %08x, its bytes give %08x", name, want, p.sec)
-			return
-		}
-		if kind == secEnd {
+		if !p.sectionDone(name, start, want) || kind == secEnd {
 			return
 		}
 	}
