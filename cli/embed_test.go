@@ -2,13 +2,10 @@ package cli
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"testing"
 
 	"mote/core"
+	"mote/internal/testmodels"
 	"mote/models"
 )
 
@@ -30,30 +28,7 @@ var (
 func miniLM(t testing.TB) string {
 	t.Helper()
 	encOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mote-minilm")
-		if err != nil {
-			encErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "mod", "download", "-json", "github.com/mutablelogic/go-llama@v0.0.11")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		out, err := cmd.Output()
-		var r struct{ Dir, Error string }
-		if jerr := json.Unmarshal(out, &r); jerr != nil || err != nil || r.Error != "" {
-			encErr = fmt.Errorf("go mod download: %v %s %s", err, r.Error, out)
-			return
-		}
-		encPath = filepath.Join(r.Dir, "testdata", "all-MiniLM-L6-v2-Q4_K_M.gguf")
-		data, err := os.ReadFile(encPath)
-		if err != nil {
-			encErr = err
-			return
-		}
-		if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6" {
-			encErr = fmt.Errorf("%s: sha256 %x", encPath, sum)
-		}
+		encPath, encErr = testmodels.MiniLM()
 	})
 	if encErr != nil {
 		t.Fatal(encErr)

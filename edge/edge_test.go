@@ -466,7 +466,7 @@ func TestHealthCounts(t *testing.T) {
 func TestConcurrentStreams(t *testing.T) {
 	s := newServer(t, Config{})
 	srv := httptest.NewServer(s)
-	defer srv.Close()
+	defer srv.Close() // (also closed below, before the sessions are counted)
 	const n = 32
 	body := func(i int) string {
 		return fmt.Sprintf(`{"prompt": "Once upon a time", "max_tokens": 60, "temperature": 1, "seed": %d, "stream": true}`, i+1)
@@ -510,6 +510,9 @@ func TestConcurrentStreams(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+	// Close waits for the handlers to return: a client can read a stream's
+	// last byte before its handler has ended the session.
+	srv.Close()
 	for i := range got {
 		if errs[i] != nil || got[i] != want[i] {
 			t.Errorf("stream %d: %v\n got: %q\nwant: %q", i, errs[i], got[i], want[i])

@@ -1,33 +1,23 @@
 package edge
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"mote/edge/edgetest"
 	"mote/engine"
+	"mote/internal/testmodels"
 )
 
-// The encoder of docs/EMBED.md: all-MiniLM-L6-v2 Q4_K_M from the Go module
-// github.com/mutablelogic/go-llama@v0.0.11 (fetched into the module cache
-// by go mod download, run in a throwaway folder so go.mod is not touched).
-const (
-	miniLMModule = "github.com/mutablelogic/go-llama@v0.0.11"
-	miniLMFile   = "testdata/all-MiniLM-L6-v2-Q4_K_M.gguf"
-	miniLMSHA256 = "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6"
-)
-
+// The encoder of docs/EMBED.md: all-MiniLM-L6-v2 Q4_K_M from a Go module
+// (internal/testmodels fetches it into the module cache and checks it).
 var (
 	miniOnce sync.Once
 	miniData []byte
@@ -37,24 +27,9 @@ var (
 func miniLM(t testing.TB) []byte {
 	t.Helper()
 	miniOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mote-edge-minilm")
-		if err != nil {
-			miniErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "mod", "download", "-json", miniLMModule)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		out, err := cmd.Output()
-		var r struct{ Dir, Error string }
-		if jerr := json.Unmarshal(out, &r); jerr != nil || err != nil || r.Error != "" {
-			miniErr = fmt.Errorf("go mod download %s: %v %s %s", miniLMModule, err, r.Error, out)
-			return
-		}
-		miniData, miniErr = os.ReadFile(filepath.Join(r.Dir, miniLMFile))
-		if sum := sha256.Sum256(miniData); miniErr == nil && hex.EncodeToString(sum[:]) != miniLMSHA256 {
-			miniErr = fmt.Errorf("%s: sha256 %x, want %s", miniLMFile, sum, miniLMSHA256)
+		var path string
+		if path, miniErr = testmodels.MiniLM(); miniErr == nil {
+			miniData, miniErr = os.ReadFile(path)
 		}
 	})
 	if miniErr != nil {

@@ -2,20 +2,16 @@ package engine
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"mote/core"
+	"mote/internal/testmodels"
 	"mote/models"
 )
 
@@ -30,24 +26,9 @@ var (
 func miniLMBytes(t testing.TB) []byte {
 	t.Helper()
 	miniOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mote-minilm")
-		if err != nil {
-			miniErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "mod", "download", "-json", "github.com/mutablelogic/go-llama@v0.0.11")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		out, err := cmd.Output()
-		var r struct{ Dir, Error string }
-		if jerr := json.Unmarshal(out, &r); jerr != nil || err != nil || r.Error != "" {
-			miniErr = fmt.Errorf("go mod download: %v %s %s", err, r.Error, out)
-			return
-		}
-		miniData, miniErr = os.ReadFile(filepath.Join(r.Dir, "testdata", "all-MiniLM-L6-v2-Q4_K_M.gguf"))
-		if sum := sha256.Sum256(miniData); miniErr == nil && hex.EncodeToString(sum[:]) != "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6" {
-			miniErr = fmt.Errorf("all-MiniLM-L6-v2-Q4_K_M.gguf: sha256 %x", sum)
+		var path string
+		if path, miniErr = testmodels.MiniLM(); miniErr == nil {
+			miniData, miniErr = os.ReadFile(path)
 		}
 	})
 	if miniErr != nil {

@@ -2,16 +2,13 @@ package models
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,17 +16,11 @@ import (
 	"testing"
 
 	"mote/core"
+	"mote/internal/testmodels"
 )
 
-// The real encoder: all-MiniLM-L6-v2 Q4_K_M, shipped in a Go module's
-// testdata (the module cache holds it read-only once build.sh, or this
-// helper, has fetched it; it works offline from then on).
-const (
-	miniLMModule = "github.com/mutablelogic/go-llama@v0.0.11"
-	miniLMFile   = "testdata/all-MiniLM-L6-v2-Q4_K_M.gguf"
-	miniLMSHA256 = "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6"
-)
-
+// The real encoder: all-MiniLM-L6-v2 Q4_K_M from a Go module's testdata
+// (internal/testmodels fetches it into the module cache and checks it).
 var (
 	miniOnce  sync.Once
 	miniPath  string
@@ -42,7 +33,7 @@ var (
 func miniLM(t testing.TB) (*core.Bert, string) {
 	t.Helper()
 	miniOnce.Do(func() {
-		miniPath, miniErr = downloadMiniLM()
+		miniPath, miniErr = testmodels.MiniLM()
 		if miniErr == nil {
 			miniModel, _, miniErr = OpenEncoder(miniPath)
 		}
@@ -51,33 +42,6 @@ func miniLM(t testing.TB) (*core.Bert, string) {
 		t.Fatal(miniErr)
 	}
 	return miniModel, miniPath
-}
-
-// downloadMiniLM runs `go mod download` for the module (outside any module,
-// so that go.mod is untouched) and checks the file's sha256.
-func downloadMiniLM() (string, error) {
-	dir, err := os.MkdirTemp("", "mote-minilm")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "mod", "download", "-json", miniLMModule)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
-	var r struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &r); jerr != nil || r.Error != "" || err != nil {
-		return "", fmt.Errorf("go mod download %s: %v %s %s", miniLMModule, err, r.Error, out)
-	}
-	p := filepath.Join(r.Dir, miniLMFile)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return "", err
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != miniLMSHA256 {
-		return "", fmt.Errorf("%s: sha256 %x, want %s", p, sum, miniLMSHA256)
-	}
-	return p, nil
 }
 
 // minilmRef is ../shared/reference/minilm/embeddings.json: llama.cpp's vectors.

@@ -2,19 +2,15 @@ package quant
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"mote/core"
+	"mote/internal/testmodels"
 	"mote/models"
 )
 
@@ -30,26 +26,11 @@ var (
 func miniLM(t testing.TB) (*core.Bert, []byte) {
 	t.Helper()
 	encOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mote-minilm")
-		if err != nil {
-			encErr = err
+		var path string
+		if path, encErr = testmodels.MiniLM(); encErr != nil {
 			return
 		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "mod", "download", "-json", "github.com/mutablelogic/go-llama@v0.0.11")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-		out, err := cmd.Output()
-		var r struct{ Dir, Error string }
-		if jerr := json.Unmarshal(out, &r); jerr != nil || err != nil || r.Error != "" {
-			encErr = fmt.Errorf("go mod download: %v %s %s", err, r.Error, out)
-			return
-		}
-		if encData, encErr = os.ReadFile(filepath.Join(r.Dir, "testdata", "all-MiniLM-L6-v2-Q4_K_M.gguf")); encErr != nil {
-			return
-		}
-		if sum := sha256.Sum256(encData); hex.EncodeToString(sum[:]) != "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6" {
-			encErr = fmt.Errorf("sha256 %x", sum)
+		if encData, encErr = os.ReadFile(path); encErr != nil {
 			return
 		}
 		enc, _, encErr = models.ReadEncoderBytes("minilm", encData)

