@@ -94,7 +94,31 @@
   (func $wsum_f32 (export "wsum_f32")
     (param $out i32) (param $a i32) (param $v i32) (param $stride i32) (param $n i32) (param $count i32)
     (local $i i32) (local $t i32) (local $acc v128) (local $s f32) (local $rowb i32) (local $p i32)
+    (local $acc2 v128) (local $as v128) (local $pa i32) (local $end i32)
     (local.set $rowb (i32.shl (local.get $stride) (i32.const 2)))
+    ;; eight elements a pass while they last (one load of att[t] for two
+    ;; vectors), then four, then one
+    (block $od
+      (loop $ol
+        (br_if $od (i32.gt_s (i32.add (local.get $i) (i32.const 8)) (local.get $n)))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $acc2 (v128.const i32x4 0 0 0 0))
+        (local.set $p (i32.add (local.get $v) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $pa (local.get $a))
+        (local.set $end (i32.add (local.get $a) (i32.shl (local.get $count) (i32.const 2))))
+        (block $td8
+          (loop $tl8
+            (br_if $td8 (i32.ge_u (local.get $pa) (local.get $end)))
+            (local.set $as (v128.load32_splat (local.get $pa)))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $as) (v128.load (local.get $p)))))
+            (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $as) (v128.load offset=16 (local.get $p)))))
+            (local.set $p (i32.add (local.get $p) (local.get $rowb)))
+            (local.set $pa (i32.add (local.get $pa) (i32.const 4)))
+            (br $tl8)))
+        (v128.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $acc))
+        (v128.store offset=16 (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (local.get $acc2))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $ol)))
     (block $qd
       (loop $ql
         (br_if $qd (i32.gt_s (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
