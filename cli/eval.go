@@ -182,18 +182,9 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		rep.KLDMean, rep.KLDP99, rep.KLDMax = f(r.KLDMean), f(r.KLDP99), f(r.KLDMax)
 		rep.Top1, rep.RMSDp = f(r.Top1), f(r.RMSDp)
 	}
-	rep.FileBytes = info.FileBytes
-	rep.Weights = m.Config.NumWeights(m.SharedClassifier())
-	rep.BitsPerWeight = float64(rep.FileBytes) * 8 / float64(rep.Weights)
-	rep.ActGroup = m.ActGroup
-	rep.Seconds = time.Since(start).Seconds()
+	rep.finish(m, info, start)
 	if o.json {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
+		return writeEvalJSON(stdout, &rep)
 	}
 	return writeEvalText(stdout, &rep, r)
 }
@@ -241,18 +232,9 @@ func evalVocabPruned(o evalOpts, m, base *core.Model, info *models.Info, stdout,
 	rep.BasePPL, rep.LnPPLRatio = f(r.BasePPL), f(math.Log(r.PPL/r.BasePPL))
 	rep.KLDMean, rep.Top1 = f(r.KLDKept), f(r.Top1)
 	rep.VocabKept, rep.VocabBase, rep.LostMass, rep.LostMassMax = r.Kept, r.Base, f(r.LostMass), f(r.LostMassMax)
-	rep.FileBytes = info.FileBytes
-	rep.Weights = m.Config.NumWeights(m.SharedClassifier())
-	rep.BitsPerWeight = float64(rep.FileBytes) * 8 / float64(rep.Weights)
-	rep.ActGroup = m.ActGroup
-	rep.Seconds = time.Since(start).Seconds()
+	rep.finish(m, info, start)
 	if o.json {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
+		return writeEvalJSON(stdout, &rep)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "model            %s (vocabulary %d of the base's %d)\n", rep.Model, r.Kept, r.Base)
@@ -266,6 +248,25 @@ func evalVocabPruned(o evalOpts, m, base *core.Model, info *models.Info, stdout,
 	fmt.Fprintf(&b, "top-1 agreement  %.3f %%\n", 100*r.Top1)
 	fmt.Fprintf(&b, "time             %.1f s\n", rep.Seconds)
 	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+// finish fills what every report carries about the file and the run.
+func (rep *evalReport) finish(m *core.Model, info *models.Info, start time.Time) {
+	rep.FileBytes = info.FileBytes
+	rep.Weights = m.Config.NumWeights(m.SharedClassifier())
+	rep.BitsPerWeight = float64(rep.FileBytes) * 8 / float64(rep.Weights)
+	rep.ActGroup = m.ActGroup
+	rep.Seconds = time.Since(start).Seconds()
+}
+
+// writeEvalJSON prints the report as --json does: one compact line.
+func writeEvalJSON(w io.Writer, rep *evalReport) error {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
 	return err
 }
 
