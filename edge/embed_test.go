@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"mote/edge/edgetest"
@@ -16,26 +14,15 @@ import (
 	"mote/internal/testmodels"
 )
 
-// The encoder of docs/EMBED.md: all-MiniLM-L6-v2 Q4_K_M from a Go module
-// (internal/testmodels fetches it into the module cache and checks it).
-var (
-	miniOnce sync.Once
-	miniData []byte
-	miniErr  error
-)
-
+// miniLM is the encoder of docs/EMBED.md: all-MiniLM-L6-v2 Q4_K_M from a Go
+// module (internal/testmodels fetches it into the module cache and checks it).
 func miniLM(t testing.TB) []byte {
 	t.Helper()
-	miniOnce.Do(func() {
-		var path string
-		if path, miniErr = testmodels.MiniLM(); miniErr == nil {
-			miniData, miniErr = os.ReadFile(path)
-		}
-	})
-	if miniErr != nil {
-		t.Fatal(miniErr)
+	b, err := testmodels.MiniLMBytes()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return miniData
+	return b
 }
 
 // embedServer serves stories260K and the encoder as "minilm".

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,24 +16,13 @@ import (
 
 // The real encoder, all-MiniLM-L6-v2 Q4_K_M from a Go module's testdata
 // (see models/gguf_bert_test.go; the module cache holds it once fetched).
-var (
-	miniOnce sync.Once
-	miniData []byte
-	miniErr  error
-)
-
 func miniLMBytes(t testing.TB) []byte {
 	t.Helper()
-	miniOnce.Do(func() {
-		var path string
-		if path, miniErr = testmodels.MiniLM(); miniErr == nil {
-			miniData, miniErr = os.ReadFile(path)
-		}
-	})
-	if miniErr != nil {
-		t.Fatal(miniErr)
+	b, err := testmodels.MiniLMBytes()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return miniData
+	return b
 }
 
 var (

@@ -26,11 +26,7 @@ var (
 func miniLM(t testing.TB) (*core.Bert, []byte) {
 	t.Helper()
 	encOnce.Do(func() {
-		var path string
-		if path, encErr = testmodels.MiniLM(); encErr != nil {
-			return
-		}
-		if encData, encErr = os.ReadFile(path); encErr != nil {
+		if encData, encErr = testmodels.MiniLMBytes(); encErr != nil {
 			return
 		}
 		enc, _, encErr = models.ReadEncoderBytes("minilm", encData)

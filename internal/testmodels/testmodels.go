@@ -57,3 +57,13 @@ var MiniLM = sync.OnceValues(func() (string, error) {
 	}
 	return path, nil
 })
+
+// MiniLMBytes returns the encoder file's contents (see MiniLM), read once
+// per test binary.
+var MiniLMBytes = sync.OnceValues(func() ([]byte, error) {
+	path, err := MiniLM()
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(path)
+})
