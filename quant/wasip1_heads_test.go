@@ -3,13 +3,9 @@ package quant_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
 
 	"mote/cli"
 	"mote/models"
@@ -56,42 +52,11 @@ func TestHeadsPrunedQuantizedRunsInWasip1(t *testing.T) {
 	}
 	defer rt.Close(ctx)
 	for _, tags := range []string{"", "mote_simd"} {
-		wasm := filepath.Join(dir, "mote-"+tags+".wasm")
-		args := []string{"build", "-trimpath", "-buildvcs=false", "-o", wasm}
-		if tags != "" {
-			args = append(args, "-tags", tags)
-		}
-		build := exec.Command("go", append(args, "./cmd/mote")...)
-		build.Dir = ".."
-		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("GOOS=wasip1 go build -tags %q: %v\n%s", tags, err, out)
-		}
-		code, err := os.ReadFile(wasm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mod, err := rt.CompileModule(ctx, code)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mod := buildWasip1(t, ctx, rt, dir, tags)
 		for name := range files {
-			run := []string{"-t", "1", "-s", "42", "-n", "120", "-i", "Lily and Ben"}
-			var nout, nerr bytes.Buffer
-			if c := cli.Main(append([]string{"run", filepath.Join(dir, name)}, run...), &nout, &nerr); c != 0 {
-				t.Fatalf("native run %s: %s", name, nerr.String())
-			}
-			var wout, werr bytes.Buffer
-			cfg := wazero.NewModuleConfig().
-				WithArgs(append([]string{"mote", "run", "/" + name}, run...)...).
-				WithStdout(&wout).WithStderr(&werr).WithSysWalltime().WithSysNanotime().
-				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
-			exit, err := simd.RunWASI(ctx, rt, mod, cfg)
-			if err != nil || exit != 0 {
-				t.Fatalf("wasip1 (tags %q) run %s: exit %d, %v\n%s", tags, name, exit, err, werr.String())
-			}
-			if wout.String() != nout.String() || !strings.HasPrefix(wout.String(), "Lily and Ben") || len(wout.String()) < 100 {
-				t.Errorf("%s (tags %q): wasip1 printed\n%q\nnative printed\n%q", name, tags, wout.String(), nout.String())
+			nout, wout := runBoth(t, ctx, rt, mod, dir, name, []string{"-t", "1", "-s", "42", "-n", "120", "-i", "Lily and Ben"})
+			if wout != nout || !strings.HasPrefix(wout, "Lily and Ben") || len(wout) < 100 {
+				t.Errorf("%s (tags %q): wasip1 printed\n%q\nnative printed\n%q", name, tags, wout, nout)
 			}
 		}
 	}

@@ -3,18 +3,13 @@ package quant_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
-
 	"mote/cli"
+	"mote/wasm/simd"
 )
 
 // Quantized files run in the WASI build under wazero and print what the
@@ -23,13 +18,6 @@ import (
 // activations.
 func TestQuantizedRunsInWasip1(t *testing.T) {
 	dir := t.TempDir()
-	wasm := filepath.Join(dir, "mote.wasm")
-	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", wasm, "./cmd/mote")
-	build.Dir = filepath.Join("..")
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("GOOS=wasip1 GOARCH=wasm go build ./cmd/mote: %v\n%s", err, out)
-	}
 	models := filepath.Join("..", "..", "shared", "models")
 	policies := map[string]string{
 		"int8act.mote":  "act = 16\n* = 3b/learned/g16/log8+gptq\nwk = 6b/uniform/g32/f16\ntoken_embd = 8b/uniform/grow/f16\n",
@@ -49,41 +37,20 @@ func TestQuantizedRunsInWasip1(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
-	defer r.Close(ctx)
-	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	code, err := os.ReadFile(wasm)
+	rt, err := simd.NewRuntime(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod, err := r.CompileModule(ctx, code)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer rt.Close(ctx)
+	mod := buildWasip1(t, ctx, rt, dir, "")
 	for name := range policies {
 		for _, run := range [][]string{
 			{"-t", "0", "-n", "120", "-i", "Once upon a time"},
 			{"-t", "1", "-s", "42", "-n", "120", "-i", "Lily and Ben"},
 		} {
-			var nout, nerr bytes.Buffer
-			if c := cli.Main(append([]string{"run", filepath.Join(dir, name)}, run...), &nout, &nerr); c != 0 {
-				t.Fatalf("native run %s: %s", name, nerr.String())
-			}
-			var wout, werr bytes.Buffer
-			cfg := wazero.NewModuleConfig().WithName("").
-				WithArgs(append([]string{"mote", "run", "/" + name}, run...)...).
-				WithStdout(&wout).WithStderr(&werr).WithSysWalltime().WithSysNanotime().
-				WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(dir, "/"))
-			m, err := r.InstantiateModule(ctx, mod, cfg)
-			if m != nil {
-				m.Close(ctx)
-			}
-			var exit *sys.ExitError
-			if err != nil && (!errors.As(err, &exit) || exit.ExitCode() != 0) {
-				t.Fatalf("wasip1 run %s %v: %v\n%s", name, run, err, werr.String())
-			}
-			if wout.String() != nout.String() || !strings.HasPrefix(wout.String(), run[len(run)-1]) {
-				t.Errorf("%s %v: wasip1 printed\n%q\nnative printed\n%q", name, run, wout.String(), nout.String())
+			nout, wout := runBoth(t, ctx, rt, mod, dir, name, run)
+			if wout != nout || !strings.HasPrefix(wout, run[len(run)-1]) {
+				t.Errorf("%s %v: wasip1 printed\n%q\nnative printed\n%q", name, run, wout, nout)
 			}
 		}
 	}
